@@ -1,0 +1,37 @@
+"""Audience documents as the API shows them."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from worker.audience.fields import DEFAULTS
+from worker.instants import iso
+
+PUBLIC_STATE = ("state", "revision", "evaluatedAt", "durationMs", "error")
+
+
+def render(doc: dict[str, Any]) -> dict[str, Any]:
+    """The stored document with defaults filled in, instants in the contract's form, and only
+    the public part of `materialization` (leases and run order stay internal)."""
+    out: dict[str, Any] = {"_id": str(doc["_id"]), "brandId": doc["brandId"], "name": doc["name"]}
+    if "description" in doc:
+        out["description"] = doc["description"]
+    for field, default in DEFAULTS.items():
+        value = doc.get(field, default)
+        out[field] = list(value) if isinstance(value, list) else value
+    state = doc.get("materialization") or {}
+    out |= {
+        "createdAt": iso(doc["createdAt"]),
+        "updatedAt": iso(doc["updatedAt"]),
+        "__v": 0,
+        "revision": doc["revision"],
+        "countNFT": doc.get("countNFT"),
+        "countOwner": doc.get("countOwner"),
+        "materialization": {key: _plain(state.get(key)) for key in PUBLIC_STATE},
+    }
+    return out
+
+
+def _plain(value: Any) -> Any:
+    return iso(value) if isinstance(value, datetime) else value

@@ -1,0 +1,1 @@
+"""Keeps brand audiences of product passports materialized in Redis."""

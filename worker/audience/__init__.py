@@ -1,0 +1,1 @@
+"""The audience itself: its accepted fields and the rule they make."""

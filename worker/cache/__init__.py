@@ -1,0 +1,1 @@
+"""Redis: the recipient sets the campaign stack reads, built aside and switched atomically."""

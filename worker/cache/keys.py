@@ -1,0 +1,29 @@
+"""Key names. The `{<id>}` hash tag keeps one audience's keys on one Redis Cluster slot."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class AudienceKeys:
+    """The three keys of one audience's published result, or of one run's build."""
+
+    recipients: str
+    owners: str
+    meta: str
+
+    @classmethod
+    def published(cls, prefix: str, audience_id: str) -> AudienceKeys:
+        return cls._under(f"{prefix}:{{{audience_id}}}")
+
+    @classmethod
+    def building(cls, prefix: str, audience_id: str, run_id: str) -> AudienceKeys:
+        return cls._under(f"{prefix}:{{{audience_id}}}:build:{run_id}")
+
+    @classmethod
+    def _under(cls, base: str) -> AudienceKeys:
+        return cls(f"{base}:recipients", f"{base}:owners", f"{base}:meta")
+
+    def all(self) -> tuple[str, str, str]:
+        return self.recipients, self.owners, self.meta

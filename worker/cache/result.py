@@ -1,0 +1,90 @@
+"""Building one run's result in temporary keys, then switching it in atomically.
+
+The temporary keys carry a TTL from their first write, so a run that dies leaves nothing
+behind for long. The switch is one Lua script: readers see the old result or the new one,
+never a mix, a partial set or a gap, and an older run can never replace a newer one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from redis import Redis
+
+from worker.cache.keys import AudienceKeys
+
+# KEYS: published recipients, owners, meta, then the build's. ARGV: run seq, TTL in seconds.
+# Returns 1 when switched, 0 when a result of a later run is already published.
+SWITCH = """
+local published = redis.call('HGET', KEYS[3], 'seq')
+if published and tonumber(published) >= tonumber(ARGV[1]) then
+  redis.call('UNLINK', KEYS[4], KEYS[5], KEYS[6])
+  return 0
+end
+for i = 1, 3 do
+  redis.call('UNLINK', KEYS[i])
+  if redis.call('EXISTS', KEYS[i + 3]) == 1 then
+    redis.call('RENAME', KEYS[i + 3], KEYS[i])
+    redis.call('EXPIRE', KEYS[i], ARGV[2])
+  end
+end
+return 1
+"""
+
+WRITE_CHUNK = 10_000
+
+
+class ResultBuilder:
+    """Collects one run's recipients and owners aside from what readers see."""
+
+    def __init__(self, redis: Redis, prefix: str, audience_id: str, run_id: str, ttl_s: int):
+        self._redis = redis
+        self._ttl_s = ttl_s
+        self.published = AudienceKeys.published(prefix, audience_id)
+        self.build = AudienceKeys.building(prefix, audience_id, run_id)
+        self.round_trips = 0
+
+    def add(self, recipients: Iterable[str], owners: Iterable[str]) -> None:
+        pipe = self._redis.pipeline(transaction=False)
+        for key, members in ((self.build.recipients, recipients), (self.build.owners, owners)):
+            for chunk in _chunks(members, WRITE_CHUNK):
+                pipe.sadd(key, *chunk)
+                pipe.expire(key, self._ttl_s)
+        if len(pipe):
+            pipe.execute()
+            self.round_trips += 1
+
+    def owner_count(self) -> int:
+        self.round_trips += 1
+        return int(self._redis.scard(self.build.owners))
+
+    def publish(self, meta: Mapping[str, Any], seq: int, ttl_s: int) -> bool:
+        """Switch the build in; False when a later run's result is already there."""
+        fields = {**meta, "seq": seq}
+        pipe = self._redis.pipeline(transaction=False)
+        pipe.hset(self.build.meta, mapping={k: str(v) for k, v in fields.items()})
+        pipe.expire(self.build.meta, self._ttl_s)
+        pipe.eval(SWITCH, 6, *self.published.all(), *self.build.all(), seq, ttl_s)
+        switched = pipe.execute()[-1]
+        self.round_trips += 1
+        return bool(switched)
+
+    def discard(self) -> None:
+        self._redis.unlink(*self.build.all())
+
+
+def drop(redis: Redis, prefix: str, audience_id: str) -> None:
+    """Remove an audience's published keys (the audience itself is gone)."""
+    redis.unlink(*AudienceKeys.published(prefix, audience_id).all())
+
+
+def _chunks(members: Iterable[str], size: int) -> Iterable[list[str]]:
+    chunk: list[str] = []
+    for member in members:
+        chunk.append(member)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk

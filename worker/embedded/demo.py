@@ -1,0 +1,177 @@
+"""The embedded demo: local servers, the real data, audiences of every kind, a table.
+
+Everything it starts runs in child processes of one group, stopped on exit or Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import secrets
+import signal
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+from rich.console import Console
+from rich.progress import Progress
+from rich.table import Table
+
+from worker.embedded.audiences import DEMO_AUDIENCES, describe
+from worker.embedded.processes import Group, free_port
+from worker.embedded.servers import start_cache, start_store
+from worker.settings import Settings
+from worker.store.importer import import_files
+from worker.store.mongo import connect, stores
+
+console = Console()
+FINAL_STATES = ("ready", "failed")
+
+
+def run(data_dir: Path, as_of: str | None, keep_running: bool, timeout_s: float = 300) -> int:
+    workdir = Path(tempfile.mkdtemp(prefix="audience-demo-"))
+    group = Group(workdir)
+    # A plain `kill` stops everything too, the same way Ctrl-C does.
+    signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        api_url, keys = _start(group, data_dir)
+        rows = _create_and_wait(api_url, keys, as_of, timeout_s)
+        console.print(_table(rows))
+        if keep_running:
+            _serve(api_url, keys, workdir)
+        return 0 if all(row["state"] == "ready" for row in rows) else 1
+    except KeyboardInterrupt:
+        console.print("stopping")
+        return 130
+    finally:
+        group.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def _start(group: Group, data_dir: Path) -> tuple[str, dict[str, str]]:
+    with console.status("starting the store and Redis"):
+        mongo_url, redis_url = start_store(group), start_cache(group)
+    brands = sorted({brand for brand, _ in DEMO_AUDIENCES})
+    keys = {brand: secrets.token_urlsafe(18) for brand in brands}
+    env = {
+        "MONGO_URL": mongo_url,
+        "MONGO_DB": "audience_demo",
+        "REDIS_URL": redis_url,
+        "API_KEYS": ",".join(f"{key}:{brand}" for brand, key in keys.items()),
+    }
+    import_with_progress(Settings(mongo_url=mongo_url, mongo_db="audience_demo"), data_dir)
+    port = free_port()
+    python = sys.executable
+    celery = [python, "-m", "celery", "-A", "worker.celery_app"]
+    group.start("worker", [*celery, "worker", "-Q", "audiences", "-c", "2", "-l", "INFO"], env)
+    group.start("api", [python, "-m", "uvicorn", "api_stub.main:app", "--port", str(port)], env)
+    api_url = f"http://127.0.0.1:{port}"
+    with console.status("starting the worker and the API"):
+        group.wait_until("the API", lambda: _api_answers(api_url))
+    return api_url, keys
+
+
+def import_with_progress(settings: Settings, data_dir: Path) -> None:
+    passports, wallets = data_dir / "passports.jsonl", data_dir / "wallets.jsonl"
+    total = sum(1 for _ in passports.open()) + sum(1 for _ in wallets.open())
+    client = connect(settings)
+    try:
+        with Progress(console=console) as progress:
+            task = progress.add_task("importing passports and wallets", total=total)
+            counts = import_files(
+                stores(client, settings), passports, wallets, lambda n: progress.advance(task, n)
+            )
+    finally:
+        client.close()
+    console.print(f"imported {counts.passports} passports and {counts.wallets} wallets")
+
+
+def _api_answers(api_url: str) -> bool:
+    try:
+        return httpx.get(f"{api_url}/audience/list", timeout=1).status_code == 401
+    except httpx.HTTPError:
+        return False
+
+
+def _create_and_wait(
+    api_url: str, keys: dict[str, str], as_of: str | None, timeout_s: float
+) -> list[dict[str, Any]]:
+    params = {"asOf": as_of} if as_of else {}
+    pending = []
+    for brand, body in DEMO_AUDIENCES:
+        with _client(api_url, keys[brand]) as http:
+            response = http.post("/audience/create", json=body, params=params)
+            response.raise_for_status()
+            pending.append((brand, body, response.json()["_id"], time.monotonic()))
+    return [_wait(api_url, keys[b], body, aid, t0, timeout_s) for b, body, aid, t0 in pending]
+
+
+def _wait(
+    api_url: str, key: str, body: dict[str, Any], audience_id: str, t0: float, timeout_s: float
+) -> dict[str, Any]:
+    with _client(api_url, key) as http, console.status(f"materializing {body['name']}"):
+        doc = http.get(f"/audience/{audience_id}").json()
+        while doc["materialization"]["state"] not in FINAL_STATES:
+            if time.monotonic() - t0 > timeout_s:
+                break
+            time.sleep(0.2)
+            doc = http.get(f"/audience/{audience_id}").json()
+        waited = time.monotonic() - t0
+        recipients = _count_recipients(http, audience_id)
+    state = doc["materialization"]["state"]
+    return {"body": body, "doc": doc, "state": state, "recipients": recipients, "waited_s": waited}
+
+
+def _count_recipients(http: httpx.Client, audience_id: str) -> int | None:
+    total, cursor = 0, "0"
+    while True:
+        params = {"cursor": cursor, "count": "10000"}
+        response = http.get(f"/audience/{audience_id}/recipients", params=params)
+        if response.status_code != 200:
+            return None
+        page = response.json()
+        total += len(page["recipients"])
+        cursor = page["cursor"]
+        if cursor == "0":
+            return total
+
+
+def _client(api_url: str, key: str) -> httpx.Client:
+    return httpx.Client(base_url=api_url, headers={"Authorization": f"Bearer {key}"}, timeout=30)
+
+
+def _table(rows: list[dict[str, Any]]) -> Table:
+    table = Table(title="Audiences")
+    for column in ("brand", "name", "rule"):
+        table.add_column(column)
+    for column in ("countNFT", "countOwner", "recipients", "state", "run ms", "waited s"):
+        table.add_column(column, justify="right")
+    for row in rows:
+        doc = row["doc"]
+        table.add_row(
+            doc["brandId"],
+            doc["name"],
+            describe(row["body"]),
+            str(doc["countNFT"]),
+            str(doc["countOwner"]),
+            str(row["recipients"]),
+            row["state"],
+            str(doc["materialization"]["durationMs"]),
+            f"{row['waited_s']:.2f}",
+        )
+    return table
+
+
+def _serve(api_url: str, keys: dict[str, str], workdir: Path) -> None:
+    console.print(f"\nThe API is at {api_url}; process logs are in {workdir}")
+    for brand, key in keys.items():
+        console.print(f"  brand {brand}: Authorization: Bearer {key}")
+    console.print("Press Ctrl-C to stop everything the demo started.")
+    while True:
+        time.sleep(3600)

@@ -1,0 +1,94 @@
+"""Child processes that are started together and always stopped together.
+
+Each child gets its own session (process group), so stopping it also stops whatever it
+forked: Celery's pool processes, uvicorn's workers.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from contextlib import closing, suppress
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+class StartFailed(RuntimeError):
+    """A child process did not come up."""
+
+
+def free_port() -> int:
+    with closing(socket.socket()) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def venv_tool(name: str) -> str:
+    """A console script installed beside this interpreter, else one on PATH."""
+    beside = Path(sys.executable).with_name(name)
+    found = str(beside) if beside.exists() else shutil.which(name)
+    if not found:
+        raise StartFailed(f"{name} is not installed")
+    return found
+
+
+@dataclass
+class Group:
+    """Processes started in order and stopped in reverse order."""
+
+    workdir: Path
+    children: list[tuple[str, subprocess.Popen[bytes]]] = field(default_factory=list)
+
+    def start(self, name: str, argv: Sequence[str], env: dict[str, str] | None = None) -> None:
+        log = (self.workdir / f"{name}.log").open("ab")
+        child = subprocess.Popen(
+            list(argv),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env={**os.environ, **(env or {})},
+            cwd=self.workdir,
+            start_new_session=True,
+        )
+        self.children.append((name, child))
+
+    def check(self) -> None:
+        for name, child in self.children:
+            if child.poll() is not None:
+                log = self.workdir / f"{name}.log"
+                tail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
+                raise StartFailed(f"{name} exited with {child.returncode}:\n{tail}")
+
+    def wait_until(self, what: str, ready: Callable[[], bool], timeout_s: float = 60) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            self.check()
+            if ready():
+                return
+            time.sleep(0.2)
+        raise StartFailed(f"{what} was not ready after {timeout_s:.0f} s")
+
+    def stop(self, grace_s: float = 10) -> None:
+        for _, child in reversed(self.children):
+            _signal(child, signal.SIGTERM)
+        deadline = time.monotonic() + grace_s
+        for _, child in reversed(self.children):
+            try:
+                child.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                _signal(child, signal.SIGKILL)
+                child.wait()
+            # Whatever the child left in its group (pool processes) goes with it.
+            _signal(child, signal.SIGKILL)
+        self.children.clear()
+
+
+def _signal(child: subprocess.Popen[bytes], signum: int) -> None:
+    with suppress(ProcessLookupError, PermissionError):
+        os.killpg(child.pid, signum)

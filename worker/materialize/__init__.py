@@ -1,0 +1,1 @@
+"""One materialization: evaluate the rule against the stores, publish, write back."""

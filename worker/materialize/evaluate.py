@@ -1,0 +1,81 @@
+"""Evaluating a rule against the stores as a stream of matching (tokenId, owner) batches.
+
+Memory follows the batch size, plus one yes/no per distinct owner already decided, so each
+wallet profile is read once per run however many passports its owner holds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from worker.audience.rule import OwnerRule, Rule, real_owner
+from worker.store import passports, wallets
+from worker.store.mongo import Stores
+
+Match = tuple[str, str]
+
+
+@dataclass(frozen=True)
+class ScanLimits:
+    batch_size: int
+    in_chunk_size: int
+
+
+@dataclass
+class ScanStats:
+    store_round_trips: int = 0
+    passports_read: int = 0
+
+
+def matches(
+    stores: Stores, rule: Rule, as_of: datetime, limits: ScanLimits, stats: ScanStats
+) -> Iterator[list[Match]]:
+    """Yield the audience's members at `as_of`, a batch of passports at a time."""
+    owner_rule = rule.owner_rule(as_of)
+    decided: dict[str, bool] = {}
+    for batch in _passport_batches(stores, rule, limits):
+        stats.store_round_trips += 1
+        stats.passports_read += len(batch)
+        found = _passport_matches(rule, batch)
+        if not owner_rule.is_open:
+            _decide_owners(stores, owner_rule, {o for _, o in found}, decided, limits, stats)
+            found = [(token, owner) for token, owner in found if decided[owner]]
+        yield found
+
+
+def _passport_batches(stores: Stores, rule: Rule, limits: ScanLimits) -> Iterator[list[Any]]:
+    if rule.tag_rule == "tokenIds":
+        return passports.by_token_ids(
+            stores.passports, rule.brand_id, rule.token_ids, limits.in_chunk_size
+        )
+    return passports.scan(stores.passports, rule.passport_filter(), limits.batch_size)
+
+
+def _passport_matches(rule: Rule, batch: list[dict[str, Any]]) -> list[Match]:
+    found = []
+    for passport in batch:
+        owner = real_owner(passport.get("owner"))
+        token = passport.get("tokenId")
+        if owner and isinstance(token, str) and rule.passport_admits(passport):
+            found.append((token, owner))
+    return found
+
+
+def _decide_owners(
+    stores: Stores,
+    owner_rule: OwnerRule,
+    owners: set[str],
+    decided: dict[str, bool],
+    limits: ScanLimits,
+    stats: ScanStats,
+) -> None:
+    unknown = owners.difference(decided)
+    if not unknown:
+        return
+    profiles = wallets.profiles(stores.wallets, unknown, limits.in_chunk_size)
+    stats.store_round_trips += -(-len(unknown) // limits.in_chunk_size)
+    for owner in unknown:
+        decided[owner] = owner_rule.admits(profiles.get(owner))

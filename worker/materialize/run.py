@@ -1,0 +1,223 @@
+"""The life of one materialization run, free of Celery: decide, claim, evaluate, publish.
+
+Order of writes: the result is switched into Redis first, then written back to the document,
+each guarded by the run's sequence number. The document therefore never announces a result
+that Redis does not hold, and neither store ever takes an older run over a newer one.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from bson import ObjectId
+from redis import Redis
+
+from worker.audience.rule import Rule, token_sort_key
+from worker.cache.result import ResultBuilder, drop
+from worker.instants import iso, utc
+from worker.logs import event
+from worker.materialize.evaluate import Match, ScanLimits, ScanStats, matches
+from worker.settings import Settings
+from worker.store import audiences
+from worker.store.mongo import Stores
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Context:
+    """What a run needs from outside: settings and live connections."""
+
+    settings: Settings
+    stores: Stores
+    redis: Redis
+
+
+@dataclass(frozen=True)
+class Request:
+    """A validated `audiences.materialize` message."""
+
+    audience_id: ObjectId
+    revision: int | None = None
+    as_of: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What became of a request: `done`, or why nothing was done."""
+
+    status: str
+    revision: int | None = None
+    count_nft: int | None = None
+    count_owner: int | None = None
+    recipients: int | None = None
+    duration_ms: int | None = None
+
+
+@dataclass
+class Claimed:
+    """A run that holds the audience: its id, order and the rule it evaluates."""
+
+    run_id: str
+    seq: int
+    revision: int
+    rule: Rule
+
+
+def materialize(ctx: Context, request: Request) -> Outcome:
+    """Evaluate one audience and publish the result, unless the request is moot."""
+    doc = audiences.load(ctx.stores.audiences, request.audience_id)
+    skip = _reason_to_skip(ctx.settings, doc, request)
+    if skip or doc is None:
+        return Outcome(skip or "missing")
+    claimed = _claim(ctx, request.audience_id, doc["revision"])
+    if claimed is None:
+        return Outcome("superseded")
+    try:
+        return _run(ctx, request, claimed)
+    except BaseException as error:
+        _note_failure(ctx, request.audience_id, claimed, error, final=False)
+        raise
+
+
+def give_up(ctx: Context, audience_id: ObjectId, error: BaseException) -> None:
+    """After the last retry: the latest run is `failed`, the last good result stays."""
+    doc = audiences.load(ctx.stores.audiences, audience_id)
+    seq = ((doc or {}).get("materialization") or {}).get("claimSeq")
+    if seq is not None:
+        audiences.record_failure(ctx.stores.audiences, audience_id, seq, _describe(error), True)
+
+
+def _reason_to_skip(settings: Settings, doc: dict[str, Any] | None, request: Request) -> str:
+    if doc is None:
+        return "missing"
+    revision = doc["revision"]
+    if request.revision is not None and request.revision < revision:
+        return "superseded"
+    if request.revision is not None and request.revision > revision:
+        return "unknown_revision"
+    if request.as_of is None and _fresh(doc, settings.fresh_s):
+        return "fresh"
+    return ""
+
+
+def _fresh(doc: dict[str, Any], fresh_s: int) -> bool:
+    state = doc.get("materialization") or {}
+    evaluated = state.get("evaluatedAt")
+    if state.get("state") != "ready" or state.get("revision") != doc["revision"] or not evaluated:
+        return False
+    return utc(evaluated) > datetime.now(UTC) - timedelta(seconds=fresh_s)
+
+
+def _claim(ctx: Context, audience_id: ObjectId, revision: int) -> Claimed | None:
+    run_id = uuid.uuid4().hex
+    lease_until = datetime.now(UTC) + timedelta(seconds=ctx.settings.lease_s)
+    doc = audiences.claim(ctx.stores.audiences, audience_id, revision, run_id, lease_until)
+    if doc is None:
+        return None
+    seq = doc["materialization"]["claimSeq"]
+    return Claimed(run_id, seq, revision, Rule.from_document(doc))
+
+
+def _run(ctx: Context, request: Request, claimed: Claimed) -> Outcome:
+    started = time.monotonic()
+    as_of = request.as_of or datetime.now(UTC)
+    audience_id = str(request.audience_id)
+    event(log, "run.start", audience_id=audience_id, revision=claimed.revision, seq=claimed.seq)
+    builder = ResultBuilder(
+        ctx.redis, ctx.settings.key_prefix, audience_id, claimed.run_id, ctx.settings.build_ttl_s
+    )
+    stats = ScanStats()
+    try:
+        count_nft, recipients = _collect(ctx, claimed.rule, as_of, builder, stats)
+        count_owner = builder.owner_count()
+        duration_ms = int((time.monotonic() - started) * 1000)
+        result = {
+            "revision": claimed.revision,
+            "evaluatedAt": as_of,
+            "countNFT": count_nft,
+            "countOwner": count_owner,
+            "durationMs": duration_ms,
+        }
+        published = builder.publish(_meta(result), claimed.seq, ctx.settings.cache_ttl_s)
+    finally:
+        builder.discard()
+    status = _write_back(ctx, request.audience_id, claimed, result) if published else "outrun"
+    event(
+        log,
+        "run.end",
+        audience_id=audience_id,
+        revision=claimed.revision,
+        status=status,
+        count_nft=count_nft,
+        count_owner=count_owner,
+        duration_ms=duration_ms,
+        store_round_trips=stats.store_round_trips,
+        redis_round_trips=builder.round_trips,
+    )
+    return Outcome(status, claimed.revision, count_nft, count_owner, recipients, duration_ms)
+
+
+def _collect(
+    ctx: Context, rule: Rule, as_of: datetime, builder: ResultBuilder, stats: ScanStats
+) -> tuple[int, int]:
+    """Stream the members into the build keys; returns (countNFT, recipients)."""
+    limits = ScanLimits(ctx.settings.batch_size, ctx.settings.in_chunk_size)
+    count_nft = 0
+    first_by_owner: dict[str, str] = {}
+    for batch in matches(ctx.stores, rule, as_of, limits, stats):
+        count_nft += len(batch)
+        owners = {owner for _, owner in batch}
+        if rule.unique_owner:
+            _keep_first(first_by_owner, batch)
+            builder.add((), owners)
+        else:
+            builder.add((token for token, _ in batch), owners)
+    if not rule.unique_owner:
+        return count_nft, count_nft
+    builder.add(first_by_owner.values(), ())
+    return count_nft, len(first_by_owner)
+
+
+def _keep_first(first_by_owner: dict[str, str], batch: list[Match]) -> None:
+    for token, owner in batch:
+        kept = first_by_owner.get(owner)
+        if kept is None or token_sort_key(token) < token_sort_key(kept):
+            first_by_owner[owner] = token
+
+
+def _meta(result: dict[str, Any]) -> dict[str, Any]:
+    return {**result, "evaluatedAt": iso(result["evaluatedAt"])}
+
+
+def _write_back(
+    ctx: Context, audience_id: ObjectId, claimed: Claimed, result: dict[str, Any]
+) -> str:
+    if audiences.record_result(ctx.stores.audiences, audience_id, claimed.seq, result):
+        return "done"
+    if audiences.load(ctx.stores.audiences, audience_id) is None:
+        # Deleted while running: what was just switched in must not outlive it.
+        drop(ctx.redis, ctx.settings.key_prefix, str(audience_id))
+        return "deleted"
+    return "outrun"
+
+
+def _note_failure(
+    ctx: Context, audience_id: ObjectId, claimed: Claimed, error: BaseException, final: bool
+) -> None:
+    try:
+        audiences.record_failure(
+            ctx.stores.audiences, audience_id, claimed.seq, _describe(error), final
+        )
+    except Exception:
+        # The store may be what failed; the retry policy decides what happens next.
+        log.debug("run.failure_not_recorded", exc_info=True)
+
+
+def _describe(error: BaseException) -> str:
+    return f"{type(error).__name__}: {error}"

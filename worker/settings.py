@@ -1,0 +1,84 @@
+"""One typed settings object, read from the environment (and `.env`) when first asked for."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Everything the API, the worker and the tools can be told from outside."""
+
+    # Inputs are hidden from errors: API_KEYS and the URLs may carry secrets.
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", hide_input_in_errors=True)
+
+    mongo_url: str | None = None
+    mongo_db: str = "audience_worker"
+    audiences_collection: str = "audiences"
+    passports_collection: str = "passports"
+    wallets_collection: str = "wallets"
+
+    redis_url: str | None = None
+    broker_url: str | None = Field(default=None, description="defaults to redis_url")
+    queue: str = "audiences"
+
+    api_keys: str = ""
+
+    key_prefix: str = "audience"
+    cache_ttl_s: int = Field(default=7 * 24 * 3600, ge=60)
+    build_ttl_s: int = Field(default=3600, ge=60)
+
+    batch_size: int = Field(default=5000, ge=1, le=100_000)
+    in_chunk_size: int = Field(default=1000, ge=1, le=50_000)
+    lease_s: int = Field(default=600, ge=10)
+    refresh_every_s: int = Field(default=60, ge=1)
+    refresh_batch: int = Field(default=500, ge=1)
+    max_age_s: int = Field(default=24 * 3600, ge=60)
+    fresh_s: int = Field(default=5, ge=0)
+    max_failures: int = Field(default=5, ge=1)
+
+    task_soft_time_limit_s: int = Field(default=1500, ge=10)
+    task_time_limit_s: int = Field(default=1800, ge=20)
+
+    log_json: bool = False
+    log_level: str = "INFO"
+
+    @field_validator("api_keys")
+    @classmethod
+    def _keys_are_pairs(cls, value: str) -> str:
+        parse_api_keys(value)
+        return value
+
+    def require_mongo_url(self) -> str:
+        if not self.mongo_url:
+            raise RuntimeError("MONGO_URL is not set (the embedded demo sets it for you)")
+        return self.mongo_url
+
+    def require_redis_url(self) -> str:
+        if not self.redis_url:
+            raise RuntimeError("REDIS_URL is not set (the embedded demo sets it for you)")
+        return self.redis_url
+
+    def broker(self) -> str:
+        return self.broker_url or self.require_redis_url()
+
+    def brand_by_key(self) -> dict[str, str]:
+        return parse_api_keys(self.api_keys)
+
+
+def parse_api_keys(raw: str) -> dict[str, str]:
+    """`key:brandId,key:brandId` to a mapping; a malformed pair is a configuration error."""
+    pairs: dict[str, str] = {}
+    for item in filter(None, (part.strip() for part in raw.split(","))):
+        key, sep, brand = item.partition(":")
+        if not sep or not key.strip() or not brand.strip():
+            raise ValueError("API_KEYS must be comma-separated key:brandId pairs")
+        pairs[key.strip()] = brand.strip()
+    return pairs
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()
