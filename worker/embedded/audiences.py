@@ -46,7 +46,11 @@ DEMO_AUDIENCES: list[Audience] = [
     ),
     (
         "cryptopunks",
-        {"name": "Token ids as text", "tagRule": "tokenIds", "tokenIds": "1,2,3,4,5,6,7,8,9,10"},
+        {
+            "name": "Token ids as text",
+            "tagRule": "tokenIds",
+            "tokenIds": "6548, 5719,1841,5916,4641,9999",
+        },
     ),
     # The seed page's create example, as it stands.
     (
@@ -84,7 +88,11 @@ DEMO_AUDIENCES: list[Audience] = [
     ("poap-devcon", {"name": "Every holder, one per owner", "uniqueOwner": True}),
     (
         "poap-devcon",
-        {"name": "Token ids as numbers", "tagRule": "tokenIds", "tokenIds": [1, 2, 3, 500, 9000]},
+        {
+            "name": "Token ids as numbers",
+            "tagRule": "tokenIds",
+            "tokenIds": [5685504, 5686458, 5686468, 1],
+        },
     ),
 ]
 

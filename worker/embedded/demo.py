@@ -6,8 +6,8 @@ Everything it starts runs in child processes of one group, stopped on exit or Ct
 from __future__ import annotations
 
 import secrets
-import signal
 import shutil
+import signal
 import sys
 import tempfile
 import time
@@ -26,7 +26,8 @@ from worker.settings import Settings
 from worker.store.importer import import_files
 from worker.store.mongo import connect, stores
 
-console = Console()
+# Piped output gets room for the whole table rather than the 80 columns of a dumb terminal.
+console = Console(width=None if sys.stdout.isatty() else 160)
 FINAL_STATES = ("ready", "failed")
 
 
