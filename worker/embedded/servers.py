@@ -15,11 +15,13 @@ def start_store(group: Group) -> str:
     """Start nx-27017 on its own files; returns its MongoDB URL."""
     port = free_port()
     work = group.workdir
+    (work / "store").mkdir(exist_ok=True)
     group.start(
         "store",
         [
             venv_tool("nx-27017"),
-            "--db", str(work / "store.db"),
+            # One file per logical database: without it every database shares one namespace.
+            "--data-dir", str(work / "store"),
             "--host", "127.0.0.1",
             "-p", str(port),
             "--pid-file", str(work / "store.pid"),
