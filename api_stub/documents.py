@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 from worker.audience.fields import DEFAULTS
-from worker.instants import iso
+from worker.instants import iso, stored
 
 PUBLIC_STATE = ("state", "revision", "evaluatedAt", "durationMs", "error")
 
@@ -22,16 +21,18 @@ def render(doc: dict[str, Any]) -> dict[str, Any]:
         out[field] = list(value) if isinstance(value, list) else value
     state = doc.get("materialization") or {}
     out |= {
-        "createdAt": iso(doc["createdAt"]),
-        "updatedAt": iso(doc["updatedAt"]),
+        "createdAt": _instant(doc.get("createdAt")),
+        "updatedAt": _instant(doc.get("updatedAt")),
         "__v": 0,
         "revision": doc["revision"],
         "countNFT": doc.get("countNFT"),
         "countOwner": doc.get("countOwner"),
-        "materialization": {key: _plain(state.get(key)) for key in PUBLIC_STATE},
+        "materialization": {key: state.get(key) for key in PUBLIC_STATE},
     }
+    out["materialization"]["evaluatedAt"] = _instant(state.get("evaluatedAt"))
     return out
 
 
-def _plain(value: Any) -> Any:
-    return iso(value) if isinstance(value, datetime) else value
+def _instant(value: Any) -> str | None:
+    moment = stored(value)
+    return iso(moment) if moment else None

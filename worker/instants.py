@@ -22,3 +22,19 @@ def parse(text: str) -> datetime:
     if moment.tzinfo is None:
         raise ValueError("an instant needs a UTC offset or Z")
     return utc(moment)
+
+
+def stored(value: object) -> datetime | None:
+    """An instant read back from the store, or None.
+
+    Some MongoDB-speaking servers hand back a date written by `$set` as its text (naive,
+    UTC); real MongoDB returns a date. Both are accepted, nothing else is.
+    """
+    if isinstance(value, datetime):
+        return utc(value)
+    if isinstance(value, str):
+        try:
+            return utc(datetime.fromisoformat(value))
+        except ValueError:
+            return None
+    return None

@@ -2,22 +2,22 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+import time
 
 from worker.materialize.run import Context
 
 
 def due(ctx: Context) -> list[tuple[str, int]]:
     """Up to `refresh_batch` (audience id, revision) pairs that need a run now."""
-    now = datetime.now(UTC)
-    stale_before = now - timedelta(seconds=ctx.settings.max_age_s)
+    now_ms = int(time.time() * 1000)
+    stale_before_ms = now_ms - ctx.settings.max_age_s * 1000
     query = {
         "$or": [
             {"materialization.state": "pending"},
-            {"materialization.state": "running", "materialization.leaseUntil": {"$lt": now}},
+            {"materialization.state": "running", "materialization.leaseUntilMs": {"$lt": now_ms}},
             {
                 "materialization.state": "ready",
-                "materialization.evaluatedAt": {"$lt": stale_before},
+                "materialization.finishedAtMs": {"$lt": stale_before_ms},
             },
         ]
     }

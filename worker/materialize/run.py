@@ -11,7 +11,7 @@ import logging
 import time
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from bson import ObjectId
@@ -19,7 +19,7 @@ from redis import Redis
 
 from worker.audience.rule import Rule, token_sort_key
 from worker.cache.result import ResultBuilder, drop
-from worker.instants import iso, utc
+from worker.instants import iso
 from worker.logs import event
 from worker.materialize.evaluate import Match, ScanLimits, ScanStats, matches
 from worker.settings import Settings
@@ -108,15 +108,19 @@ def _reason_to_skip(settings: Settings, doc: dict[str, Any] | None, request: Req
 
 def _fresh(doc: dict[str, Any], fresh_s: int) -> bool:
     state = doc.get("materialization") or {}
-    evaluated = state.get("evaluatedAt")
-    if state.get("state") != "ready" or state.get("revision") != doc["revision"] or not evaluated:
+    finished = state.get("finishedAtMs")
+    if state.get("state") != "ready" or state.get("revision") != doc["revision"] or not finished:
         return False
-    return utc(evaluated) > datetime.now(UTC) - timedelta(seconds=fresh_s)
+    return bool(finished > _epoch_ms() - fresh_s * 1000)
+
+
+def _epoch_ms() -> int:
+    return int(time.time() * 1000)
 
 
 def _claim(ctx: Context, audience_id: ObjectId, revision: int) -> Claimed | None:
     run_id = uuid.uuid4().hex
-    lease_until = datetime.now(UTC) + timedelta(seconds=ctx.settings.lease_s)
+    lease_until = _epoch_ms() + ctx.settings.lease_s * 1000
     doc = audiences.claim(ctx.stores.audiences, audience_id, revision, run_id, lease_until)
     if doc is None:
         return None
@@ -143,6 +147,7 @@ def _run(ctx: Context, request: Request, claimed: Claimed) -> Outcome:
             "countNFT": count_nft,
             "countOwner": count_owner,
             "durationMs": duration_ms,
+            "finishedAtMs": _epoch_ms(),
         }
         published = builder.publish(_meta(result), claimed.seq, ctx.settings.cache_ttl_s)
     finally:
@@ -192,7 +197,8 @@ def _keep_first(first_by_owner: dict[str, str], batch: list[Match]) -> None:
 
 
 def _meta(result: dict[str, Any]) -> dict[str, Any]:
-    return {**result, "evaluatedAt": iso(result["evaluatedAt"])}
+    keys = ("revision", "evaluatedAt", "countNFT", "countOwner")
+    return {key: result[key] for key in keys} | {"evaluatedAt": iso(result["evaluatedAt"])}
 
 
 def _write_back(

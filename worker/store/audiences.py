@@ -4,6 +4,8 @@ The document is the truth about progress. Besides the public `materialization` f
 (`state`, `revision`, `evaluatedAt`, `durationMs`, `error`) a run keeps its lease and order
 there: `claimSeq` counts claimed runs, `resultSeq` names the run whose result is published.
 A result is written only over an older one, so a slow run never overwrites a newer result.
+Run bookkeeping instants (`leaseUntilMs`, `finishedAtMs`) are epoch milliseconds: they are
+compared in queries, and integers compare the same way on every MongoDB-speaking server.
 """
 
 from __future__ import annotations
@@ -112,7 +114,7 @@ def claim(
     audience_id: ObjectId,
     revision: int,
     run_id: str,
-    lease_until: datetime,
+    lease_until_ms: int,
 ) -> Doc | None:
     """Mark a run of `revision` as started; None when the revision has moved on."""
     return audiences.find_one_and_update(
@@ -122,7 +124,7 @@ def claim(
                 "materialization.state": "running",
                 "materialization.runId": run_id,
                 "materialization.runRevision": revision,
-                "materialization.leaseUntil": lease_until,
+                "materialization.leaseUntilMs": lease_until_ms,
             },
             "$inc": {"materialization.claimSeq": 1},
         },
@@ -157,6 +159,7 @@ def record_result(audiences: Collection[Doc], audience_id: ObjectId, seq: int, r
         "materialization.revision": result["revision"],
         "materialization.evaluatedAt": result["evaluatedAt"],
         "materialization.durationMs": result["durationMs"],
+        "materialization.finishedAtMs": result["finishedAtMs"],
         "materialization.error": None,
         "materialization.failures": 0,
         "materialization.resultSeq": seq,
@@ -166,7 +169,7 @@ def record_result(audiences: Collection[Doc], audience_id: ObjectId, seq: int, r
         {"_id": audience_id},
         {"revision": result["revision"], "materialization.claimSeq": seq},
     )
-    ready = {**fields, "materialization.state": "ready", "materialization.leaseUntil": None}
+    ready = {**fields, "materialization.state": "ready", "materialization.leaseUntilMs": None}
     if audiences.update_one(latest, {"$set": ready}).matched_count:
         return True
     query = _unless_newer_result(seq, {"_id": audience_id})
@@ -180,7 +183,7 @@ def record_failure(
     fields: Doc = {"materialization.error": error[:500]}
     if final:
         fields["materialization.state"] = "failed"
-        fields["materialization.leaseUntil"] = None
+        fields["materialization.leaseUntilMs"] = None
     audiences.update_one(
         {"_id": audience_id, "materialization.claimSeq": seq},
         {"$set": fields, "$inc": {"materialization.failures": 1}},

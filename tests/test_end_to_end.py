@@ -1,0 +1,190 @@
+"""The whole path with every part real: HTTP in, a Celery worker process, Redis, the store.
+
+The API (uvicorn) and the worker (celery) run as child processes against the session's
+store server, loaded with the real data, and the test's Redis database.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import redis
+
+from tests.conftest import REAL_AS_OF
+from worker.embedded.processes import Group, free_port
+
+pytestmark = pytest.mark.e2e
+
+KEYS = {"cryptopunks": "e2e-punks-key", "poap-devcon": "e2e-poap-key"}
+
+
+@pytest.fixture(scope="module")
+def live(
+    tmp_path_factory: pytest.TempPathFactory, mongo_url: str, redis_url: str, real_db: str
+) -> Iterator[dict[str, Any]]:
+    run = uuid.uuid4().hex[:8]
+    env = {
+        "MONGO_URL": mongo_url,
+        "MONGO_DB": real_db,
+        "AUDIENCES_COLLECTION": f"audiences_{run}",
+        "REDIS_URL": redis_url,
+        "QUEUE": f"audiences-{run}",
+        "KEY_PREFIX": f"e2e{run}",
+        "API_KEYS": ",".join(f"{key}:{brand}" for brand, key in KEYS.items()),
+    }
+    group = Group(Path(tmp_path_factory.mktemp("e2e")))
+    port = free_port()
+    celery = [sys.executable, "-m", "celery", "-A", "worker.celery_app"]
+    group.start("worker", [*celery, "worker", "-Q", env["QUEUE"], "-c", "1", "-l", "INFO"], env)
+    uvicorn = [sys.executable, "-m", "uvicorn", "api_stub.main:app", "--port", str(port)]
+    group.start("api", uvicorn, env)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        group.wait_until("the API", lambda: _answers(url), timeout_s=60)
+        yield {"url": url, "prefix": env["KEY_PREFIX"], "group": group}
+    finally:
+        group.stop()
+        cache = redis.Redis.from_url(redis_url)
+        stale = list(cache.scan_iter(f"{env['KEY_PREFIX']}:*"))
+        if stale:
+            cache.unlink(*stale)
+
+
+def _answers(url: str) -> bool:
+    try:
+        return httpx.get(f"{url}/audience/list", timeout=1).status_code == 401
+    except httpx.HTTPError:
+        return False
+
+
+def _client(live: dict[str, Any], brand: str) -> httpx.Client:
+    headers = {"Authorization": f"Bearer {KEYS[brand]}"}
+    return httpx.Client(base_url=live["url"], headers=headers, timeout=30)
+
+
+def _settled(http: httpx.Client, audience_id: str, revision: int, live: dict[str, Any]) -> Any:
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        live["group"].check()
+        doc = http.get(f"/audience/{audience_id}").json()
+        state = doc["materialization"]
+        if state["state"] in ("ready", "failed") and state["revision"] == revision:
+            return doc
+        time.sleep(0.2)
+    raise AssertionError(f"audience {audience_id} did not settle: {doc}")
+
+
+def _redis_view(redis_url: str, prefix: str, audience_id: str) -> dict[str, Any]:
+    cache = redis.Redis.from_url(redis_url, decode_responses=True)
+    base = f"{prefix}:{{{audience_id}}}"
+    return {
+        "recipients": cache.smembers(f"{base}:recipients"),
+        "owners": cache.scard(f"{base}:owners"),
+        "meta": cache.hgetall(f"{base}:meta"),
+        "ttls": [cache.ttl(f"{base}:{name}") for name in ("recipients", "owners", "meta")],
+    }
+
+
+# Right values on the real data as of 2022-10-20 (the issue's table; the cross-check test
+# derives them again independently).
+CASES = [
+    ("cryptopunks", {"name": "Earring", "tags": "Earring", "tagRule": "or"}, (1631, 1078, 1631)),
+    (
+        "cryptopunks",
+        {"name": "both", "tags": ["Earring", "Cigarette"], "tagRule": "all", "uniqueOwner": True},
+        (134, 123, 123),
+    ),
+    (
+        "cryptopunks",
+        {
+            "name": "active custodial France/Spain",
+            "tagRule": "or",
+            "countries": "France|Spain",
+            "custodialWallet": "yes",
+            "isWalletActiveSinceNumberOfDays": 365,
+        },
+        (201, 87, 201),
+    ),
+    (
+        "poap-devcon",
+        {"name": "two events", "tagRule": "productIds", "productIds": ["67378", "67695"]},
+        (111, 108, 111),
+    ),
+]
+
+
+def test_created_audiences_are_materialized_by_the_worker(
+    live: dict[str, Any], redis_url: str
+) -> None:
+    created = []
+    for brand, body, expected in CASES:
+        with _client(live, brand) as http:
+            response = http.post("/audience/create", json=body, params={"asOf": REAL_AS_OF})
+            assert response.status_code == 200, response.text
+            created.append((brand, response.json()["_id"], expected))
+    for brand, audience_id, (count_nft, count_owner, recipients) in created:
+        with _client(live, brand) as http:
+            doc = _settled(http, audience_id, 1, live)
+        assert doc["materialization"]["state"] == "ready"
+        assert doc["materialization"]["evaluatedAt"] == "2022-10-20T00:00:00.000Z"
+        assert (doc["countNFT"], doc["countOwner"]) == (count_nft, count_owner)
+        view = _redis_view(redis_url, live["prefix"], audience_id)
+        assert len(view["recipients"]) == recipients
+        assert view["owners"] == count_owner
+        assert view["meta"]["revision"] == "1"
+        assert view["meta"]["countNFT"] == str(count_nft)
+        assert view["meta"]["evaluatedAt"] == "2022-10-20T00:00:00.000Z"
+        assert all(0 < ttl <= 7 * 24 * 3600 for ttl in view["ttls"])
+
+
+def test_an_update_rematerializes_and_a_bad_one_changes_nothing(
+    live: dict[str, Any], redis_url: str
+) -> None:
+    with _client(live, "cryptopunks") as http:
+        body = {"name": "Earring", "tags": "Earring"}
+        audience_id = http.post("/audience/create", json=body, params={"asOf": REAL_AS_OF})
+        audience_id = audience_id.json()["_id"]
+        _settled(http, audience_id, 1, live)
+
+        bad = http.patch(f"/audience/{audience_id}", json={"tags": ["Earring", " "]})
+        assert bad.status_code == 400
+        assert bad.json()["errors"][0]["param"] == "tags"
+        assert http.get(f"/audience/{audience_id}").json()["revision"] == 1
+
+        change = {"tags": ["Earring", "Cigarette"], "tagRule": "all", "uniqueOwner": True}
+        updated = http.patch(f"/audience/{audience_id}", json=change, params={"asOf": REAL_AS_OF})
+        assert updated.status_code == 200
+        assert updated.json()["revision"] == 2
+        doc = _settled(http, audience_id, 2, live)
+    assert (doc["countNFT"], doc["countOwner"]) == (134, 123)
+    view = _redis_view(redis_url, live["prefix"], audience_id)
+    assert len(view["recipients"]) == 123
+    assert view["meta"]["revision"] == "2"
+
+
+def test_recipients_are_read_back_through_the_api(live: dict[str, Any]) -> None:
+    with _client(live, "poap-devcon") as http:
+        body = {"name": "two events", "tagRule": "productIds", "productIds": "67378"}
+        audience_id = http.post("/audience/create", json=body).json()["_id"]
+        doc = _settled(http, audience_id, 1, live)
+        seen: list[str] = []
+        cursor = "0"
+        while True:
+            page = http.get(
+                f"/audience/{audience_id}/recipients", params={"cursor": cursor, "count": 7}
+            ).json()
+            seen += page["recipients"]
+            cursor = page["cursor"]
+            if cursor == "0":
+                break
+        deleted = http.delete(f"/audience/{audience_id}")
+        assert deleted.status_code == 204
+        assert http.get(f"/audience/{audience_id}").status_code == 404
+    assert len(seen) == len(set(seen)) == doc["countNFT"]
