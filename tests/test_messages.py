@@ -1,0 +1,63 @@
+"""Task arguments are checked before anything touches a store."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from bson import ObjectId
+
+from worker.errors import InvalidMessage
+from worker.messages import materialize_request
+from worker.tasks import materialize_task
+
+GOOD_ID = "660ffa248b242638ac6ccac5"
+
+
+def test_positional_and_keyword_forms_give_the_same_request() -> None:
+    by_position = materialize_request(GOOD_ID, 3, "2022-10-20T00:00:00Z")
+    assert by_position.audience_id == ObjectId(GOOD_ID)
+    assert by_position.revision == 3
+    assert by_position.as_of == datetime(2022, 10, 20, tzinfo=UTC)
+    assert materialize_request(audience_id=GOOD_ID) == materialize_request(GOOD_ID, None, None)
+
+
+def test_as_of_with_an_offset_is_converted_to_utc() -> None:
+    request = materialize_request(GOOD_ID, None, "2022-10-20T02:00:00+02:00")
+    assert request.as_of == datetime(2022, 10, 20, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("660ffa248b242638ac6ccac3za",),
+        ("",),
+        (12345,),
+        ({"$gt": ""},),
+        (GOOD_ID, 0),
+        (GOOD_ID, -1),
+        (GOOD_ID, True),
+        (GOOD_ID, "2"),
+        (GOOD_ID, 1.5),
+        (GOOD_ID, None, "yesterday"),
+        (GOOD_ID, None, "2022-10-20T00:00:00"),
+        (GOOD_ID, None, 1666224000),
+    ],
+)
+def test_malformed_arguments_are_refused(args: tuple[object, ...]) -> None:
+    with pytest.raises(InvalidMessage):
+        materialize_request(*args)
+
+
+def test_a_malformed_message_is_logged_once_and_not_retried(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Run in-process with no store configured: a rejected message returns before any is used.
+    result = materialize_task.apply(args=["not-an-id"], kwargs={"revision": "x"})
+
+    assert result.successful()
+    assert result.result["status"] == "rejected"
+    assert "audience_id" in result.result["reason"]
+    rejected = [r for r in caplog.records if r.getMessage() == "message.rejected"]
+    assert len(rejected) == 1
+    assert rejected[0].levelname == "WARNING"
