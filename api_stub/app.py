@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -77,15 +78,36 @@ def _audience_id(raw: str) -> ObjectId:
 
 
 async def _fields(request: Request, model: type[BaseModel]) -> Any:
-    raw = await request.body()
-    try:
-        body = json.loads(raw) if raw.strip() else {}
-    except (ValueError, UnicodeDecodeError):
-        raise InvalidInput([FieldProblem("body", "body must be a JSON object", None)]) from None
+    body = _json_body(await request.body())
     try:
         return model.model_validate(body)
     except ValidationError as error:
         raise InvalidInput(problems.from_validation(error, body)) from None
+
+
+def _json_body(raw: bytes) -> Any:
+    """Strict JSON: no NaN or infinities, valid Unicode, nesting Python can hold."""
+    try:
+        body = (
+            json.loads(raw, parse_constant=_no_constant, parse_float=_finite) if raw.strip() else {}
+        )
+        # Lone surrogates parse, but could be neither stored nor echoed back.
+        json.dumps(body, ensure_ascii=False).encode("utf-8")
+    except (ValueError, UnicodeError, RecursionError):
+        msg = "body must be a JSON object in valid UTF-8"
+        raise InvalidInput([FieldProblem("body", msg, None)]) from None
+    return body
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError("number out of range")
+    return value
 
 
 def _page_size(request: Request) -> int:

@@ -13,7 +13,8 @@ def utc(moment: datetime) -> datetime:
 
 
 def iso(moment: datetime) -> str:
-    return utc(moment).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    # isoformat pads the year to four digits; strftime("%Y") does not on every platform.
+    return utc(moment).replace(tzinfo=None).isoformat(timespec="milliseconds") + "Z"
 
 
 def parse(text: str) -> datetime:
@@ -21,7 +22,10 @@ def parse(text: str) -> datetime:
     moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00").replace("z", "+00:00"))
     if moment.tzinfo is None:
         raise ValueError("an instant needs a UTC offset or Z")
-    return utc(moment)
+    try:
+        return utc(moment)
+    except OverflowError:
+        raise ValueError("the instant is outside the years 1 to 9999 in UTC") from None
 
 
 def stored(value: object) -> datetime | None:

@@ -15,6 +15,7 @@ from redis import Redis
 
 from worker.cache.keys import AudienceKeys
 
+MAX_SCAN_CURSOR = 2**64 - 1
 CURSOR = re.compile(r"(?P<seq>[0-9]{1,19})-(?P<position>[0-9]{1,20})")
 
 
@@ -54,7 +55,7 @@ def _parse(cursor: str) -> tuple[str | None, int]:
     if cursor in ("", "0"):
         return None, 0
     match = CURSOR.fullmatch(cursor)
-    if match is None:
+    if match is None or int(match["position"]) > MAX_SCAN_CURSOR:
         raise CursorInvalid(cursor)
     return match["seq"], int(match["position"])
 
