@@ -81,6 +81,15 @@ class Result:
     audience_id: str
 
 
+def texts(members: Iterable[object]) -> set[str]:
+    """Redis set members; the context's client decodes responses to text."""
+    found = set()
+    for member in members:
+        assert isinstance(member, str)
+        found.add(member)
+    return found
+
+
 def key(ctx: Context, audience_id: str, name: str) -> str:
     return f"{ctx.settings.key_prefix}:{{{audience_id}}}:{name}"
 
@@ -109,10 +118,10 @@ def rerun(ctx: Context, doc: dict[str, Any], as_of: datetime = AS_OF) -> Result:
     audience_id = str(doc["_id"])
     stored = ctx.stores.audiences.find_one({"_id": doc["_id"]})
     assert stored is not None
-    recipients = ctx.redis.smembers(key(ctx, audience_id, "recipients"))
-    owners = ctx.redis.smembers(key(ctx, audience_id, "owners"))
-    meta = ctx.redis.hgetall(key(ctx, audience_id, "meta"))
-    result = Result(outcome, stored, set(recipients), set(owners), meta, audience_id)
+    recipients = texts(ctx.redis.smembers(key(ctx, audience_id, "recipients")))
+    owners = texts(ctx.redis.smembers(key(ctx, audience_id, "owners")))
+    meta = {str(k): str(v) for k, v in ctx.redis.hgetall(key(ctx, audience_id, "meta")).items()}
+    result = Result(outcome, stored, recipients, owners, meta, audience_id)
     _check_consistent(ctx, result, as_of)
     return result
 
@@ -368,7 +377,7 @@ def test_custodial_wallet(ctx: Context, custodial: str, tokens: set[str], owners
     ],
 )
 def test_countries_match_exactly(
-    ctx: Context, countries: object, tokens: set[str], owners: set[str]
+    ctx: Context, countries: Any, tokens: set[str], owners: set[str]
 ) -> None:
     seed(ctx, OWNERS, PROFILES)
     result = run(ctx, {"countries": countries})
@@ -441,7 +450,7 @@ def test_no_activity_rule_when_days_is_null_or_zero(
 def test_owner_without_profile(ctx: Context) -> None:
     """No profile: non-custodial, no country, no recorded activity."""
     seed(ctx, [passport("1", A), passport("2", A)])
-    cases = [
+    cases: list[tuple[dict[str, Any], bool]] = [
         ({"custodialWallet": "no"}, True),
         ({"custodialWallet": "yes"}, False),
         ({"countries": ["France"]}, False),
