@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from worker import logs
+from worker.errors import ConfigurationError
+from worker.store.importer import ImportLineError
 
 REAL_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "real"
 REAL_DATA_AS_OF = "2022-10-20T00:00:00Z"
@@ -42,6 +45,14 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logs.configure("WARNING")
+    try:
+        return _dispatch(args)
+    except (ConfigurationError, ImportLineError, OSError) as error:
+        print(f"audience-worker {args.command}: {error}", file=sys.stderr)
+        return 2
+
+
+def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "demo":
         from worker.embedded import demo
 

@@ -38,3 +38,7 @@ class InvalidMessage(AudienceWorkerError):
 
 class UpdateConflict(AudienceWorkerError):
     """The document kept changing under a read-modify-write; the caller may try again."""
+
+
+class ConfigurationError(AudienceWorkerError):
+    """A setting the requested command needs is missing or malformed."""

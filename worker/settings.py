@@ -7,6 +7,8 @@ from functools import lru_cache
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from worker.errors import ConfigurationError
+
 
 class Settings(BaseSettings):
     """Everything the API, the worker and the tools can be told from outside."""
@@ -53,12 +55,12 @@ class Settings(BaseSettings):
 
     def require_mongo_url(self) -> str:
         if not self.mongo_url:
-            raise RuntimeError("MONGO_URL is not set (the embedded demo sets it for you)")
+            raise ConfigurationError("MONGO_URL is not set (the embedded demo sets it for you)")
         return self.mongo_url
 
     def require_redis_url(self) -> str:
         if not self.redis_url:
-            raise RuntimeError("REDIS_URL is not set (the embedded demo sets it for you)")
+            raise ConfigurationError("REDIS_URL is not set (the embedded demo sets it for you)")
         return self.redis_url
 
     def broker(self) -> str:
