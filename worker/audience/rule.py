@@ -7,7 +7,7 @@ activity", which a query on the wallets collection alone cannot express.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -106,16 +106,24 @@ class Rule:
             countries=frozenset(field("countries")),
         )
 
-    def passport_filter(self) -> dict[str, Any]:
-        """The passport rule as a MongoDB filter, token ids left to the caller to chunk."""
+    def passport_filters(self, max_in: int) -> Iterator[dict[str, Any]]:
+        """The passport rule as MongoDB filters whose matches never overlap.
+
+        No `$in` list is longer than `max_in`: product ids are split into chunks (a passport
+        has one product id, so the chunks' matches are disjoint); a longer tag list is left
+        out of the query and decided by `passport_admits` alone. Token ids are the caller's.
+        """
         query: dict[str, Any] = {"brandId": self.brand_id}
         if self.tag_rule == "productIds":
-            query["productId"] = {"$in": sorted(self.product_ids)}
-        elif self.tag_rule in ("or", "any") and self.tags:
+            ordered = sorted(self.product_ids)
+            for start in range(0, len(ordered), max_in):
+                yield {**query, "productId": {"$in": ordered[start : start + max_in]}}
+            return
+        if self.tag_rule in ("or", "any") and 0 < len(self.tags) <= max_in:
             query["tags"] = {"$in": sorted(self.tags)}
         elif self.tag_rule in ("and", "all") and self.tags:
             query["tags"] = {"$all": sorted(self.tags)}
-        return query
+        yield query
 
     def passport_admits(self, passport: Mapping[str, Any]) -> bool:
         """The same passport rule in Python: the query narrows, this decides."""

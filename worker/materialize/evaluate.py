@@ -51,7 +51,11 @@ def _passport_batches(stores: Stores, rule: Rule, limits: ScanLimits) -> Iterato
         return passports.by_token_ids(
             stores.passports, rule.brand_id, rule.token_ids, limits.in_chunk_size
         )
-    return passports.scan(stores.passports, rule.passport_filter(), limits.batch_size)
+    return (
+        batch
+        for query in rule.passport_filters(limits.in_chunk_size)
+        for batch in passports.scan(stores.passports, query, limits.batch_size)
+    )
 
 
 def _passport_matches(rule: Rule, batch: list[dict[str, Any]]) -> list[Match]:
