@@ -16,6 +16,8 @@ from typing import Any
 import httpx
 import pytest
 import redis
+from bson import ObjectId
+from pymongo import MongoClient
 
 from tests.conftest import REAL_AS_OF
 from worker.embedded.processes import Group, free_port
@@ -48,7 +50,10 @@ def live(
     url = f"http://127.0.0.1:{port}"
     try:
         group.wait_until("the API", lambda: _answers(url), timeout_s=60)
-        yield {"url": url, "prefix": env["KEY_PREFIX"], "group": group}
+        client: MongoClient[dict[str, Any]] = MongoClient(mongo_url)
+        documents = client[real_db][env["AUDIENCES_COLLECTION"]]
+        yield {"url": url, "prefix": env["KEY_PREFIX"], "group": group, "documents": documents}
+        client.close()
     finally:
         group.stop()
         cache = redis.Redis.from_url(redis_url)
@@ -188,3 +193,27 @@ def test_recipients_are_read_back_through_the_api(live: dict[str, Any]) -> None:
         assert deleted.status_code == 204
         assert http.get(f"/audience/{audience_id}").status_code == 404
     assert len(seen) == len(set(seen)) == doc["countNFT"]
+
+
+def test_a_burst_of_100_updates_ends_on_the_last_revision_after_few_runs(
+    live: dict[str, Any], redis_url: str
+) -> None:
+    with _client(live, "cryptopunks") as http:
+        body = {"name": "burst", "tags": "Earring"}
+        audience_id = http.post("/audience/create", json=body, params={"asOf": REAL_AS_OF})
+        audience_id = audience_id.json()["_id"]
+        _settled(http, audience_id, 1, live)
+        # Alternate between two rules; the 100th update leaves tags Earring + Cigarette.
+        for n in range(100):
+            tags = ["Earring", "Cigarette"] if n % 2 else ["Earring"]
+            response = http.patch(f"/audience/{audience_id}", json={"tags": tags, "tagRule": "all"})
+            assert response.status_code == 200
+        assert response.json()["revision"] == 101
+        doc = _settled(http, audience_id, 101, live)
+    runs = live["documents"].find_one({"_id": ObjectId(audience_id)})["materialization"]
+    print(f"\nburst of 100 updates: {runs['claimSeq'] - 1} runs after the first")
+    assert doc["materialization"]["state"] == "ready"
+    # Earring and Cigarette on the same punk, evaluated now (no activity rule): 134 of them.
+    assert doc["countNFT"] == 134
+    assert runs["claimSeq"] - 1 <= 5
+    assert _redis_view(redis_url, live["prefix"], audience_id)["meta"]["revision"] == "101"

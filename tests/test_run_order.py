@@ -144,3 +144,18 @@ def test_a_name_change_keeps_the_revision_and_the_result(ctx: Context, name: str
     assert updated["revision"] == 1
     assert updated["materialization"]["state"] == "ready"
     assert updated["countNFT"] == 1
+
+
+def test_a_plain_message_waits_while_edits_settle(ctx: Context) -> None:
+    _passports(ctx)
+    doc = _audience(ctx, tags="x")
+    now = datetime.now(UTC)
+    audiences.patch(ctx.stores.audiences, "brand-a", doc["_id"], {"tags": ["y"]}, now)
+
+    waiting = materialize(ctx, Request(doc["_id"], revision=2))
+    assert (waiting.status, waiting.revision) == ("settling", 2)
+    assert materialize(ctx, Request(doc["_id"], revision=2, as_of=AS_OF)).status == "done"
+
+    settled = Context(ctx.settings.model_copy(update={"settle_ms": 0}), ctx.stores, ctx.redis)
+    audiences.patch(ctx.stores.audiences, "brand-a", doc["_id"], {"tags": ["x"]}, now)
+    assert materialize(settled, Request(doc["_id"], revision=3)).status == "done"

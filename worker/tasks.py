@@ -63,7 +63,13 @@ def materialize_task(
     except InvalidMessage as error:
         event(log, "message.rejected", logging.WARNING, task=self.name, reason=str(error))
         return {"status": "rejected", "reason": str(error)}
-    outcome = materialize(context(), request)
+    ctx = context()
+    outcome = materialize(ctx, request)
+    if outcome.status == "settling":
+        # Ask again once the edits have settled; by then a newer revision may own the run.
+        kwargs = {"audience_id": audience_id, "revision": outcome.revision}
+        countdown = ctx.settings.settle_ms / 1000
+        app.send_task(self.name, kwargs=kwargs, countdown=countdown, queue=ctx.settings.queue)
     if outcome.status != "done":
         event(log, "materialize.skipped", audience_id=audience_id, status=outcome.status)
     return {"status": outcome.status, "revision": outcome.revision}

@@ -17,6 +17,7 @@ from typing import Any
 from bson import ObjectId
 from redis import Redis
 
+from worker import instants
 from worker.audience.rule import Rule, token_sort_key
 from worker.cache.result import ResultBuilder, drop
 from worker.instants import iso
@@ -72,9 +73,11 @@ class Claimed:
 def materialize(ctx: Context, request: Request) -> Outcome:
     """Evaluate one audience and publish the result, unless the request is moot."""
     doc = audiences.load(ctx.stores.audiences, request.audience_id)
+    if doc is None:
+        return Outcome("missing")
     skip = _reason_to_skip(ctx.settings, doc, request)
-    if skip or doc is None:
-        return Outcome(skip or "missing")
+    if skip:
+        return Outcome(skip, doc["revision"])
     claimed = _claim(ctx, request.audience_id, doc["revision"])
     if claimed is None:
         return Outcome("superseded")
@@ -93,9 +96,7 @@ def give_up(ctx: Context, audience_id: ObjectId, error: BaseException) -> None:
         audiences.record_failure(ctx.stores.audiences, audience_id, seq, _describe(error), True)
 
 
-def _reason_to_skip(settings: Settings, doc: dict[str, Any] | None, request: Request) -> str:
-    if doc is None:
-        return "missing"
+def _reason_to_skip(settings: Settings, doc: dict[str, Any], request: Request) -> str:
     revision = doc["revision"]
     if request.revision is not None and request.revision < revision:
         return "superseded"
@@ -103,6 +104,8 @@ def _reason_to_skip(settings: Settings, doc: dict[str, Any] | None, request: Req
         return "unknown_revision"
     if request.as_of is None and _fresh(doc, settings.fresh_s):
         return "fresh"
+    if request.as_of is None and revision > 1 and _settling(doc, settings.settle_ms):
+        return "settling"
     return ""
 
 
@@ -112,6 +115,14 @@ def _fresh(doc: dict[str, Any], fresh_s: int) -> bool:
     if state.get("state") != "ready" or state.get("revision") != doc["revision"] or not finished:
         return False
     return bool(finished > _epoch_ms() - fresh_s * 1000)
+
+
+def _settling(doc: dict[str, Any], settle_ms: int) -> bool:
+    """Edited moments ago: more edits may follow, and each would supersede this run."""
+    updated = instants.stored(doc.get("updatedAt"))
+    if updated is None:
+        return False
+    return (datetime.now(UTC) - updated).total_seconds() * 1000 < settle_ms
 
 
 def _epoch_ms() -> int:
