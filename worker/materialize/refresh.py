@@ -1,25 +1,54 @@
-"""Which audiences are due for a run: never materialized, expired lease, or stale result."""
+"""Which audiences are due for a run: never materialized, expired lease, or stale result.
+
+Each due audience is stamped (`materialization.enqueuedAtMs`) by one conditional update
+before it is enqueued, so two beat processes ticking at once never enqueue it twice, and an
+audience already enqueued is left alone for `requeue_after_s`.
+"""
 
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from worker.materialize.run import Context
 
+M = "materialization"
+
 
 def due(ctx: Context) -> list[tuple[str, int]]:
-    """Up to `refresh_batch` (audience id, revision) pairs that need a run now."""
+    """Stamp and return up to `refresh_batch` (audience id, revision) pairs to enqueue now."""
     now_ms = int(time.time() * 1000)
-    stale_before_ms = now_ms - ctx.settings.max_age_s * 1000
-    query = {
+    settings = ctx.settings
+    candidates = ctx.stores.audiences.find(
+        _due_query(now_ms, settings.max_age_s, settings.requeue_after_s),
+        {"_id": 1, "revision": 1},
+    ).limit(settings.refresh_batch)
+    claimed = []
+    for doc in list(candidates):
+        query = _due_query(now_ms, settings.max_age_s, settings.requeue_after_s, doc["_id"])
+        stamp = {"$set": {f"{M}.enqueuedAtMs": now_ms}}
+        if ctx.stores.audiences.update_one(query, stamp).modified_count:
+            claimed.append((str(doc["_id"]), doc["revision"]))
+    return claimed
+
+
+def _due_query(now_ms: int, max_age_s: int, requeue_after_s: int, one: Any = None) -> Any:
+    # One `$and` of `$or`s: some MongoDB-speaking servers mishandle a top-level `$or` that
+    # sits beside other fields in an update's filter.
+    needs_run = {
         "$or": [
-            {"materialization.state": "pending"},
-            {"materialization.state": "running", "materialization.leaseUntilMs": {"$lt": now_ms}},
-            {
-                "materialization.state": "ready",
-                "materialization.finishedAtMs": {"$lt": stale_before_ms},
-            },
+            {f"{M}.state": "pending"},
+            {f"{M}.state": "running", f"{M}.leaseUntilMs": {"$lt": now_ms}},
+            {f"{M}.state": "ready", f"{M}.finishedAtMs": {"$lt": now_ms - max_age_s * 1000}},
         ]
     }
-    cursor = ctx.stores.audiences.find(query, {"_id": 1, "revision": 1})
-    return [(str(d["_id"]), d["revision"]) for d in cursor.limit(ctx.settings.refresh_batch)]
+    not_just_enqueued = {
+        "$or": [
+            {f"{M}.enqueuedAtMs": {"$exists": False}},
+            {f"{M}.enqueuedAtMs": {"$lt": now_ms - requeue_after_s * 1000}},
+        ]
+    }
+    conditions = [needs_run, not_just_enqueued]
+    if one is not None:
+        conditions.insert(0, {"_id": one})
+    return {"$and": conditions}

@@ -41,6 +41,8 @@ def new_document(brand_id: str, fields: dict[str, Any], now: datetime) -> Doc:
             "evaluatedAt": None,
             "durationMs": None,
             "error": None,
+            # The API enqueues the first run itself; refresh_due only catches a lost one.
+            "enqueuedAtMs": int(now.timestamp() * 1000),
         },
     }
 
@@ -90,6 +92,7 @@ def patch(
             query["revision"] = current["revision"]
             update["$inc"] = {"revision": 1}
             update["$set"]["materialization.state"] = "pending"
+            update["$set"]["materialization.enqueuedAtMs"] = int(now.timestamp() * 1000)
         doc = audiences.find_one_and_update(query, update, return_document=ReturnDocument.AFTER)
         if doc is not None:
             return doc, moves
