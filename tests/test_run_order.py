@@ -5,13 +5,14 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+import pymongo.errors
 import pytest
 from bson import ObjectId
 
 from worker.audience.fields import AudienceCreate
 from worker.cache.keys import AudienceKeys
 from worker.cache.result import ResultBuilder
-from worker.materialize.run import Context, Request, materialize
+from worker.materialize.run import Context, Request, give_up, materialize
 from worker.store import audiences
 
 AS_OF = datetime(2022, 10, 20, tzinfo=UTC)
@@ -159,3 +160,33 @@ def test_a_plain_message_waits_while_edits_settle(ctx: Context) -> None:
     settled = Context(ctx.settings.model_copy(update={"settle_ms": 0}), ctx.stores, ctx.redis)
     audiences.patch(ctx.stores.audiences, "brand-a", doc["_id"], {"tags": ["x"]}, now)
     assert materialize(settled, Request(doc["_id"], revision=3)).status == "done"
+
+
+def test_a_failing_run_keeps_the_last_good_result_and_ends_failed(
+    ctx: Context, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _passports(ctx)
+    doc = _audience(ctx, tags="x")
+    assert materialize(ctx, Request(doc["_id"], as_of=AS_OF)).status == "done"
+    keys = _keys(ctx, doc)
+
+    def unreachable(*_: Any, **__: Any) -> Any:
+        raise pymongo.errors.AutoReconnect("store unreachable")
+
+    monkeypatch.setattr("worker.store.passports.scan", unreachable)
+    for attempt in (1, 2):
+        with pytest.raises(pymongo.errors.AutoReconnect):
+            materialize(ctx, Request(doc["_id"], as_of=AS_OF))
+        state = _reload(ctx, doc)["materialization"]
+        assert (state["state"], state["failures"]) == ("running", attempt)
+        assert "store unreachable" in state["error"]
+
+    give_up(ctx, doc["_id"], pymongo.errors.AutoReconnect("store unreachable"))
+
+    stored = _reload(ctx, doc)
+    assert stored["materialization"]["state"] == "failed"
+    assert "AutoReconnect: store unreachable" in stored["materialization"]["error"]
+    assert (stored["countNFT"], stored["countOwner"]) == (1, 1)
+    assert ctx.redis.smembers(keys.recipients) == {"1"}
+    # Nothing of the failed runs is left in Redis but the published result.
+    assert sorted(ctx.redis.scan_iter(f"{ctx.settings.key_prefix}:*")) == sorted(keys.all())
