@@ -60,12 +60,18 @@ def test_chunked_and_unchunked_evaluations_agree(ctx: Context) -> None:
         {"tagRule": "productIds", "productIds": ["p0", "p1", "p2", "p3", "p9"]},
         {"tagRule": "or", "tags": ["t0", "t1", "t2", "t9"]},
         {"tagRule": "tokenIds", "tokenIds": [str(i) for i in range(0, 40, 3)]},
+        {"custodialWallet": "yes", "uniqueOwner": True},
+        {"countries": "France", "tags": ["t1", "t2"], "tagRule": "any"},
     ]
-    small = Context(
-        ctx.settings.model_copy(update={"in_chunk_size": 2, "batch_size": 4}), ctx.stores, ctx.redis
+    ctx.stores.wallets.insert_many(
+        {"_id": "0x" + str(n) * 40, "custodial": n % 2 == 1, "country": "France"} for n in (1, 2, 3)
     )
+    update = {"in_chunk_size": 2, "batch_size": 4, "owner_cache_size": 1}
+    small = Context(ctx.settings.model_copy(update=update), ctx.stores, ctx.redis)
     for body in bodies:
         assert _materialize(small, body) == _materialize(ctx, body)
     # p0..p3 are the i with i mod 7 in {0..3}: 5 + 5 + 4 + 4 = 18 passports. Those with
     # i mod 4 == 0 (0, 8, 16, 24, 28) belong to the zero address, burned: 18 - 5 = 13.
     assert _materialize(small, bodies[0])[0] == 13
+    # Custodial owners are 0x1.. and 0x3..: their first tokens by number are 1 and 3.
+    assert _materialize(small, bodies[3])[2] == {"1", "3"}

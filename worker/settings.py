@@ -34,6 +34,7 @@ class Settings(BaseSettings):
 
     batch_size: int = Field(default=5000, ge=1, le=100_000)
     in_chunk_size: int = Field(default=1000, ge=1, le=50_000)
+    owner_cache_size: int = Field(default=200_000, ge=1)
     lease_s: int = Field(default=600, ge=10)
     refresh_every_s: int = Field(default=60, ge=1)
     refresh_batch: int = Field(default=500, ge=1)

@@ -12,6 +12,8 @@ class AudienceKeys:
     recipients: str
     owners: str
     meta: str
+    # During a uniqueOwner build: each owner's first tokenId so far, by (length, text).
+    firsts: str
 
     @classmethod
     def published(cls, prefix: str, audience_id: str) -> AudienceKeys:
@@ -23,7 +25,8 @@ class AudienceKeys:
 
     @classmethod
     def _under(cls, base: str) -> AudienceKeys:
-        return cls(f"{base}:recipients", f"{base}:owners", f"{base}:meta")
+        return cls(f"{base}:recipients", f"{base}:owners", f"{base}:meta", f"{base}:firsts")
 
     def all(self) -> tuple[str, str, str]:
+        """The keys a result consists of (`firsts` only ever exists during a build)."""
         return self.recipients, self.owners, self.meta

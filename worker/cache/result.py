@@ -8,7 +8,7 @@ never a mix, a partial set or a gap, and an older run can never replace a newer 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from redis import Redis
 
@@ -32,7 +32,22 @@ end
 return 1
 """
 
+# KEYS: the build's firsts hash. ARGV: owner, tokenId, owner, tokenId, ..., then the TTL.
+# Keeps, per owner, the tokenId that sorts first by length, then text (bytewise).
+KEEP_FIRST = """
+for i = 1, #ARGV - 1, 2 do
+  local kept = redis.call('HGET', KEYS[1], ARGV[i])
+  local token = ARGV[i + 1]
+  if not kept or #token < #kept or (#token == #kept and token < kept) then
+    redis.call('HSET', KEYS[1], ARGV[i], token)
+  end
+end
+redis.call('EXPIRE', KEYS[1], ARGV[#ARGV])
+return 0
+"""
+
 WRITE_CHUNK = 10_000
+T = TypeVar("T")
 
 
 class ResultBuilder:
@@ -55,6 +70,24 @@ class ResultBuilder:
             pipe.execute()
             self.round_trips += 1
 
+    def keep_first(self, pairs: list[tuple[str, str]]) -> None:
+        """uniqueOwner: remember each owner's first tokenId so far, in Redis, not in memory."""
+        for chunk in _chunks(pairs, WRITE_CHUNK // 2):
+            flat = [item for owner, token in chunk for item in (owner, token)]
+            self._redis.eval(KEEP_FIRST, 1, self.build.firsts, *flat, self._ttl_s)
+            self.round_trips += 1
+
+    def firsts_to_recipients(self) -> int:
+        """Move the kept first tokenIds into the recipient set; returns how many."""
+        cursor = 0
+        while True:
+            cursor, found = self._redis.hscan(self.build.firsts, cursor, count=WRITE_CHUNK)
+            tokens = cast(dict[str, str], found).values()  # HSCAN gives a mapping here
+            self.add(tokens, ())
+            self.round_trips += 1
+            if cursor == 0:
+                return int(self._redis.hlen(self.build.firsts))
+
     def owner_count(self) -> int:
         self.round_trips += 1
         return int(self._redis.scard(self.build.owners))
@@ -71,7 +104,7 @@ class ResultBuilder:
         return bool(switched)
 
     def discard(self) -> None:
-        self._redis.unlink(*self.build.all())
+        self._redis.unlink(*self.build.all(), self.build.firsts)
 
 
 def drop(redis: Redis, prefix: str, audience_id: str) -> None:
@@ -79,8 +112,8 @@ def drop(redis: Redis, prefix: str, audience_id: str) -> None:
     redis.unlink(*AudienceKeys.published(prefix, audience_id).all())
 
 
-def _chunks(members: Iterable[str], size: int) -> Iterable[list[str]]:
-    chunk: list[str] = []
+def _chunks(members: Iterable[T], size: int) -> Iterable[list[T]]:
+    chunk: list[T] = []
     for member in members:
         chunk.append(member)
         if len(chunk) == size:

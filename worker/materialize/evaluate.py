@@ -1,7 +1,8 @@
 """Evaluating a rule against the stores as a stream of matching (tokenId, owner) batches.
 
-Memory follows the batch size, plus one yes/no per distinct owner already decided, so each
-wallet profile is read once per run however many passports its owner holds.
+Memory follows the batch size, plus one yes/no per owner already decided (at most
+`owner_cache_size` of them), so a wallet profile is read about once per run however many
+passports its owner holds, and a brand with millions of owners still runs in flat memory.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ Match = tuple[str, str]
 class ScanLimits:
     batch_size: int
     in_chunk_size: int
+    owner_cache_size: int = 200_000
 
 
 @dataclass
@@ -76,6 +78,8 @@ def _decide_owners(
     limits: ScanLimits,
     stats: ScanStats,
 ) -> None:
+    if len(decided) + len(owners) > limits.owner_cache_size:
+        decided.clear()
     unknown = owners.difference(decided)
     if not unknown:
         return

@@ -18,11 +18,11 @@ from bson import ObjectId
 from redis import Redis
 
 from worker import instants
-from worker.audience.rule import Rule, token_sort_key
+from worker.audience.rule import Rule
 from worker.cache.result import ResultBuilder, drop
 from worker.instants import iso
 from worker.logs import event
-from worker.materialize.evaluate import Match, ScanLimits, ScanStats, matches
+from worker.materialize.evaluate import ScanLimits, ScanStats, matches
 from worker.settings import Settings
 from worker.store import audiences
 from worker.store.mongo import Stores
@@ -183,28 +183,20 @@ def _collect(
     ctx: Context, rule: Rule, as_of: datetime, builder: ResultBuilder, stats: ScanStats
 ) -> tuple[int, int]:
     """Stream the members into the build keys; returns (countNFT, recipients)."""
-    limits = ScanLimits(ctx.settings.batch_size, ctx.settings.in_chunk_size)
+    settings = ctx.settings
+    limits = ScanLimits(settings.batch_size, settings.in_chunk_size, settings.owner_cache_size)
     count_nft = 0
-    first_by_owner: dict[str, str] = {}
     for batch in matches(ctx.stores, rule, as_of, limits, stats):
         count_nft += len(batch)
         owners = {owner for _, owner in batch}
         if rule.unique_owner:
-            _keep_first(first_by_owner, batch)
+            builder.keep_first([(owner, token) for token, owner in batch])
             builder.add((), owners)
         else:
             builder.add((token for token, _ in batch), owners)
-    if not rule.unique_owner:
-        return count_nft, count_nft
-    builder.add(first_by_owner.values(), ())
-    return count_nft, len(first_by_owner)
-
-
-def _keep_first(first_by_owner: dict[str, str], batch: list[Match]) -> None:
-    for token, owner in batch:
-        kept = first_by_owner.get(owner)
-        if kept is None or token_sort_key(token) < token_sort_key(kept):
-            first_by_owner[owner] = token
+    if rule.unique_owner:
+        return count_nft, builder.firsts_to_recipients()
+    return count_nft, count_nft
 
 
 def _meta(result: dict[str, Any]) -> dict[str, Any]:
