@@ -36,8 +36,10 @@ def test_due_audiences_are_the_unfinished_stuck_and_stale_ones(ctx: Context) -> 
     _audience(ctx, {"state": "ready", "finishedAtMs": now_ms - HOUR_MS})
     stale = _audience(ctx, {"state": "ready", "finishedAtMs": now_ms - 25 * HOUR_MS})
     _audience(ctx, {"enqueuedAtMs": now_ms - 1000})
+    retry = _audience(ctx, {"state": "failed", "retryAtMs": now_ms - 1})
+    _audience(ctx, {"state": "failed", "retryAtMs": now_ms + HOUR_MS})
 
-    assert _ids(due(ctx)) == {never, stuck, stale}
+    assert _ids(due(ctx)) == {never, stuck, stale, retry}
     # Stamped as enqueued: the next tick leaves them alone.
     assert due(ctx) == []
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -181,10 +182,14 @@ def test_a_failing_run_keeps_the_last_good_result_and_ends_failed(
         assert (state["state"], state["failures"]) == ("running", attempt)
         assert "store unreachable" in state["error"]
 
+    before_ms = int(time.time() * 1000)
     give_up(ctx, doc["_id"], pymongo.errors.AutoReconnect("store unreachable"))
 
     stored = _reload(ctx, doc)
     assert stored["materialization"]["state"] == "failed"
+    # Two failures so far: the next try waits 30 s x 2^2 = 120 s, jittered into its upper half.
+    wait_ms = stored["materialization"]["retryAtMs"] - before_ms
+    assert 60_000 <= wait_ms <= 121_000
     assert "AutoReconnect: store unreachable" in stored["materialization"]["error"]
     assert (stored["countNFT"], stored["countOwner"]) == (1, 1)
     assert ctx.redis.smembers(keys.recipients) == {"1"}

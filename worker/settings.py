@@ -43,6 +43,8 @@ class Settings(BaseSettings):
     fresh_s: int = Field(default=5, ge=0)
     settle_ms: int = Field(default=1000, ge=0, le=60_000)
     max_failures: int = Field(default=5, ge=1)
+    retry_base_s: int = Field(default=30, ge=1)
+    retry_max_s: int = Field(default=3600, ge=1)
 
     task_soft_time_limit_s: int = Field(default=1500, ge=10)
     task_time_limit_s: int = Field(default=1800, ge=20)

@@ -1,4 +1,4 @@
-"""Which audiences are due for a run: never materialized, expired lease, or stale result.
+"""Which audiences are due: never materialized, lease expired, result stale, retry due.
 
 Each due audience is stamped (`materialization.enqueuedAtMs`) by one conditional update
 before it is enqueued, so two beat processes ticking at once never enqueue it twice, and an
@@ -40,6 +40,7 @@ def _due_query(now_ms: int, max_age_s: int, requeue_after_s: int, one: Any = Non
             {f"{M}.state": "pending"},
             {f"{M}.state": "running", f"{M}.leaseUntilMs": {"$lt": now_ms}},
             {f"{M}.state": "ready", f"{M}.finishedAtMs": {"$lt": now_ms - max_age_s * 1000}},
+            {f"{M}.state": "failed", f"{M}.retryAtMs": {"$lt": now_ms}},
         ]
     }
     not_just_enqueued = {

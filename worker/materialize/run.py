@@ -8,6 +8,7 @@ that Redis does not hold, and neither store ever takes an older run over a newer
 from __future__ import annotations
 
 import logging
+import random
 import time
 import uuid
 from dataclasses import dataclass
@@ -84,16 +85,26 @@ def materialize(ctx: Context, request: Request) -> Outcome:
     try:
         return _run(ctx, request, claimed)
     except BaseException as error:
-        _note_failure(ctx, request.audience_id, claimed, error, final=False)
+        _note_failure(ctx, request.audience_id, claimed, error)
         raise
 
 
 def give_up(ctx: Context, audience_id: ObjectId, error: BaseException) -> None:
-    """After the last retry: the latest run is `failed`, the last good result stays."""
-    doc = audiences.load(ctx.stores.audiences, audience_id)
-    seq = ((doc or {}).get("materialization") or {}).get("claimSeq")
-    if seq is not None:
-        audiences.record_failure(ctx.stores.audiences, audience_id, seq, _describe(error), True)
+    """After the last retry: the latest run is `failed`, the last good result stays, and a
+    later try is scheduled with capped exponential backoff over the failures so far."""
+    state = (audiences.load(ctx.stores.audiences, audience_id) or {}).get("materialization")
+    if not state or state.get("claimSeq") is None:
+        return
+    retry_at = _epoch_ms() + _backoff_ms(ctx.settings, state.get("failures") or 0)
+    audiences.record_failure(
+        ctx.stores.audiences, audience_id, state["claimSeq"], _describe(error), retry_at
+    )
+
+
+def _backoff_ms(settings: Settings, failures: int) -> int:
+    ceiling = min(settings.retry_max_s, settings.retry_base_s * 2 ** min(failures, 30))
+    # Full jitter over the upper half keeps many failed audiences from retrying in step.
+    return int(ceiling * 1000 * random.uniform(0.5, 1.0))
 
 
 def _reason_to_skip(settings: Settings, doc: dict[str, Any], request: Request) -> str:
@@ -217,12 +228,10 @@ def _write_back(
 
 
 def _note_failure(
-    ctx: Context, audience_id: ObjectId, claimed: Claimed, error: BaseException, final: bool
+    ctx: Context, audience_id: ObjectId, claimed: Claimed, error: BaseException
 ) -> None:
     try:
-        audiences.record_failure(
-            ctx.stores.audiences, audience_id, claimed.seq, _describe(error), final
-        )
+        audiences.record_failure(ctx.stores.audiences, audience_id, claimed.seq, _describe(error))
     except Exception:
         # The store may be what failed; the retry policy decides what happens next.
         log.debug("run.failure_not_recorded", exc_info=True)

@@ -180,13 +180,22 @@ def record_result(audiences: Collection[Doc], audience_id: ObjectId, seq: int, r
 
 
 def record_failure(
-    audiences: Collection[Doc], audience_id: ObjectId, seq: int, error: str, final: bool
+    audiences: Collection[Doc],
+    audience_id: ObjectId,
+    seq: int,
+    error: str,
+    retry_at_ms: int | None = None,
 ) -> None:
-    """Note a failed attempt of the latest run; the last good result stays as it was."""
+    """Note a failed attempt of the latest run; the last good result stays as it was.
+
+    With `retry_at_ms` the run has given up: the state is `failed` until refresh_due tries
+    again at that instant.
+    """
     fields: Doc = {"materialization.error": error[:500]}
-    if final:
+    if retry_at_ms is not None:
         fields["materialization.state"] = "failed"
         fields["materialization.leaseUntilMs"] = None
+        fields["materialization.retryAtMs"] = retry_at_ms
     audiences.update_one(
         {"_id": audience_id, "materialization.claimSeq": seq},
         {"$set": fields, "$inc": {"materialization.failures": 1}},
