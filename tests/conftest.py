@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
@@ -112,3 +113,19 @@ def real_ctx(mongo_url: str, redis_url: str, real_db: str) -> Iterator[Context]:
 @pytest.fixture
 def real_stores(real_ctx: Context) -> Stores:
     return real_ctx.stores
+
+
+FIGURES: list[str] = []
+
+
+@pytest.fixture
+def figure() -> Callable[[str], None]:
+    """Record a measured figure; all of them are printed at the end of the run."""
+    return FIGURES.append
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if FIGURES:
+        terminalreporter.section("figures")
+        for line in FIGURES:
+            terminalreporter.write_line(line)

