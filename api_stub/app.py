@@ -126,9 +126,9 @@ def _as_of(request: Request) -> str | None:
     if raw is None:
         return None
     try:
-        return iso(instants.parse(raw))
+        return iso(instants.parse_as_of(raw))
     except ValueError:
-        msg = "asOf must be an ISO-8601 instant with a UTC offset or Z"
+        msg = "asOf must be an ISO-8601 instant with a UTC offset or Z, from 1900 on"
         raise InvalidInput([FieldProblem("asOf", msg, raw, "query")]) from None
 
 

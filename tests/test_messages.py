@@ -8,8 +8,8 @@ import pytest
 from bson import ObjectId
 
 from worker.errors import InvalidMessage
-from worker.messages import materialize_request
-from worker.tasks import materialize_task
+from worker.messages import materialize_request, passports_changed, wallets_changed
+from worker.tasks import materialize_task, refresh_due_task
 
 GOOD_ID = "660ffa248b242638ac6ccac5"
 
@@ -61,3 +61,44 @@ def test_a_malformed_message_is_logged_once_and_not_retried(
     rejected = [r for r in caplog.records if r.getMessage() == "message.rejected"]
     assert len(rejected) == 1
     assert rejected[0].levelname == "WARNING"
+
+
+@pytest.mark.parametrize(
+    ("args", "kwargs"),
+    [
+        ((GOOD_ID, 1, None, 5), {}),
+        ((GOOD_ID,), {"x": 1}),
+        ((GOOD_ID,), {"audience_id": GOOD_ID}),
+        ((), {}),
+        ((), {"revision": 1}),
+        ((GOOD_ID, None, "0001-01-01T00:00:00Z"), {}),
+    ],
+)
+def test_argument_shapes_that_can_never_bind_are_refused(
+    args: tuple[object, ...], kwargs: dict[str, object]
+) -> None:
+    with pytest.raises(InvalidMessage):
+        materialize_request(*args, **kwargs)
+
+
+def test_too_many_arguments_are_rejected_by_the_task_not_failed() -> None:
+    result = materialize_task.apply(args=[GOOD_ID, 1, None, 5])
+    assert result.successful()
+    assert result.result["status"] == "rejected"
+
+
+def test_refresh_due_takes_no_arguments() -> None:
+    assert refresh_due_task.apply(args=[1]).result["status"] == "rejected"
+
+
+def test_change_messages_are_checked_with_the_audience_field_rules() -> None:
+    change = passports_changed("cryptopunks", [1, " 2 "])
+    assert (change.brand_id, change.token_ids) == ("cryptopunks", ["1", "2"])
+    assert passports_changed(brand_id="b", token_ids="3,4").token_ids == ["3", "4"]
+    assert wallets_changed(["0xAB"]).addresses == ["0xab"]
+    for bad in [("b",), (5, ["1"]), ("b", [""]), ("b", {"$gt": ""})]:
+        with pytest.raises(InvalidMessage):
+            passports_changed(*bad)
+    for bad_addresses in [None, [1], [""], {"$ne": 1}]:
+        with pytest.raises(InvalidMessage):
+            wallets_changed(bad_addresses)

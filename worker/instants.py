@@ -42,3 +42,15 @@ def stored(value: object) -> datetime | None:
         except ValueError:
             return None
     return None
+
+
+EARLIEST_AS_OF_YEAR = 1900
+
+
+def parse_as_of(text: str) -> datetime:
+    """An evaluation instant: an ISO-8601 instant from 1900 on, so that even the longest
+    activity window (36,500 days) stays within the calendar."""
+    moment = parse(text)
+    if moment.year < EARLIEST_AS_OF_YEAR:
+        raise ValueError(f"an evaluation instant must be in {EARLIEST_AS_OF_YEAR} or later")
+    return moment

@@ -1,4 +1,9 @@
-"""Task arguments as producers send them, validated before anything touches a store."""
+"""Task arguments as producers send them, validated before anything touches a store.
+
+Producers may be any Celery client in any language, so arguments are bound by hand: by
+position or keyword, with too many, unknown, repeated or missing ones refused as
+InvalidMessage, which the task logs once and never retries.
+"""
 
 from __future__ import annotations
 
@@ -7,15 +12,78 @@ from typing import Any
 
 from bson import ObjectId
 from bson.errors import InvalidId
+from pydantic import BaseModel, ConfigDict, StrictStr, ValidationError
 
 from worker import instants
+from worker.audience.fields import StringList, TokenIdList
 from worker.errors import InvalidMessage
 from worker.materialize.run import Request
 
 
-def materialize_request(audience_id: Any, revision: Any = None, as_of: Any = None) -> Request:
-    """Check `audiences.materialize` arguments; InvalidMessage says what is wrong."""
-    return Request(_object_id(audience_id), _revision(revision), _instant(as_of))
+def bind(names: tuple[str, ...], required: int, args: Any, kwargs: Any) -> dict[str, Any]:
+    """Producer arguments to a mapping of `names`; the first `required` must be given."""
+    if not isinstance(args, list | tuple) or not isinstance(kwargs, dict):
+        raise InvalidMessage("arguments must be a list and a mapping")
+    if len(args) > len(names):
+        raise InvalidMessage(f"takes at most {len(names)} arguments, got {len(args)}")
+    bound = dict(zip(names, args, strict=False))
+    for key, value in kwargs.items():
+        if key not in names:
+            raise InvalidMessage(f"unknown argument {str(key)[:50]!r}")
+        if key in bound:
+            raise InvalidMessage(f"argument {key!r} given twice")
+        bound[key] = value
+    missing = [name for name in names[:required] if name not in bound]
+    if missing:
+        raise InvalidMessage(f"missing argument {missing[0]!r}")
+    return bound
+
+
+def materialize_request(*args: Any, **kwargs: Any) -> Request:
+    """Check `audiences.materialize` arguments: audience_id, revision=None, as_of=None."""
+    bound = bind(("audience_id", "revision", "as_of"), 1, args, kwargs)
+    return Request(
+        _object_id(bound["audience_id"]),
+        _revision(bound.get("revision")),
+        _instant(bound.get("as_of")),
+    )
+
+
+class PassportsChanged(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    brand_id: StrictStr
+    token_ids: TokenIdList
+
+
+class WalletsChanged(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    addresses: StringList
+
+
+def passports_changed(*args: Any, **kwargs: Any) -> PassportsChanged:
+    bound = bind(("brand_id", "token_ids"), 2, args, kwargs)
+    return _model(PassportsChanged, bound)
+
+
+def wallets_changed(*args: Any, **kwargs: Any) -> WalletsChanged:
+    bound = bind(("addresses",), 1, args, kwargs)
+    changed = _model(WalletsChanged, bound)
+    return WalletsChanged(addresses=[address.lower() for address in changed.addresses])
+
+
+def no_arguments(*args: Any, **kwargs: Any) -> None:
+    bind((), 0, args, kwargs)
+
+
+def _model(model: type[Any], bound: dict[str, Any]) -> Any:
+    try:
+        return model.model_validate(bound)
+    except ValidationError as error:
+        first = error.errors(include_url=False)[0]
+        where = ".".join(str(part) for part in first["loc"]) or "arguments"
+        raise InvalidMessage(f"{where}: {first['msg']}") from None
 
 
 def _object_id(value: Any) -> ObjectId:
@@ -41,6 +109,6 @@ def _instant(value: Any) -> datetime | None:
     if not isinstance(value, str):
         raise InvalidMessage("as_of must be an ISO-8601 instant string or null")
     try:
-        return instants.parse(value)
-    except ValueError:
-        raise InvalidMessage("as_of must be an ISO-8601 instant with a UTC offset") from None
+        return instants.parse_as_of(value)
+    except ValueError as error:
+        raise InvalidMessage(f"as_of: {error}") from None

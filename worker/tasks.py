@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 import logging
+from datetime import UTC, datetime
 from typing import Any
 
 import pymongo.errors
 import redis.exceptions
-from bson import ObjectId
 from celery import Task
 
 from worker import messages
 from worker.celery_app import app
 from worker.errors import InvalidMessage
+from worker.instants import iso
 from worker.logs import event
-from worker.materialize import refresh
+from worker.materialize import changes, refresh
 from worker.materialize.run import give_up, materialize
 from worker.resources import context
 
@@ -36,27 +37,34 @@ class MaterializeTask(Task):
     """Marks the audience `failed` once the retries are spent."""
 
     def on_failure(self, exc: Exception, task_id: str, args: Any, kwargs: Any, einfo: Any) -> None:
-        audience_id = kwargs.get("audience_id", args[0] if args else None)
-        event(log, "materialize.failed", logging.WARNING, audience_id=audience_id, error=exc)
-        if not (isinstance(audience_id, str) and ObjectId.is_valid(audience_id)):
-            return
         try:
-            give_up(context(), ObjectId(audience_id), exc)
+            request = messages.materialize_request(*args, **kwargs)
+        except InvalidMessage:
+            return
+        audience_id = str(request.audience_id)
+        event(log, "materialize.failed", logging.WARNING, audience_id=audience_id, error=exc)
+        try:
+            give_up(context(), request.audience_id, exc)
         except TRANSIENT:
             # The store is still out of reach, so `failed` cannot even be written: keep the
             # request alive rather than lose it, and ask again after the base backoff.
-            _ask_again(audience_id, kwargs.get("revision"), context().settings.retry_base_s)
+            ask(audience_id, request.revision, countdown_s=context().settings.retry_base_s)
         except Exception:
             log.exception("materialize.failure_not_recorded")
 
 
-def _ask_again(audience_id: str, revision: Any, countdown_s: float) -> None:
-    settings = context().settings
-    kwargs = {"audience_id": audience_id, "revision": revision}
-    app.send_task(
-        "audiences.materialize", kwargs=kwargs, countdown=countdown_s, queue=settings.queue
-    )
-    event(log, "materialize.asked_again", audience_id=audience_id, countdown_s=countdown_s)
+def ask(
+    audience_id: str, revision: int | None, as_of: str | None = None, countdown_s: float = 0
+) -> None:
+    """Enqueue `audiences.materialize` on the configured queue."""
+    kwargs = {"audience_id": audience_id, "revision": revision, "as_of": as_of}
+    queue = context().settings.queue
+    app.send_task("audiences.materialize", kwargs=kwargs, countdown=countdown_s, queue=queue)
+
+
+def _rejected(task: Task, error: InvalidMessage) -> dict[str, Any]:
+    event(log, "message.rejected", logging.WARNING, task=task.name, reason=str(error))
+    return {"status": "rejected", "reason": str(error)}
 
 
 @app.task(
@@ -69,31 +77,58 @@ def _ask_again(audience_id: str, revision: Any, countdown_s: float) -> None:
     retry_jitter=True,
     max_retries=5,
 )
-def materialize_task(
-    self: Task, audience_id: Any, revision: Any = None, as_of: Any = None
-) -> dict[str, Any]:
+def materialize_task(self: Task, *args: Any, **kwargs: Any) -> dict[str, Any]:
     try:
-        request = messages.materialize_request(audience_id, revision, as_of)
+        request = messages.materialize_request(*args, **kwargs)
     except InvalidMessage as error:
-        event(log, "message.rejected", logging.WARNING, task=self.name, reason=str(error))
-        return {"status": "rejected", "reason": str(error)}
+        return _rejected(self, error)
     ctx = context()
     outcome = materialize(ctx, request)
+    audience_id = str(request.audience_id)
     if outcome.status == "settling":
         # Ask again once the edits have settled; by then a newer revision may own the run.
-        _ask_again(audience_id, outcome.revision, ctx.settings.settle_ms / 1000)
+        ask(audience_id, outcome.revision, countdown_s=ctx.settings.settle_ms / 1000)
     if outcome.status != "done":
         event(log, "materialize.skipped", audience_id=audience_id, status=outcome.status)
     return {"status": outcome.status, "revision": outcome.revision}
 
 
-@app.task(name="audiences.refresh_due")
-def refresh_due_task() -> dict[str, int]:
-    ctx = context()
-    due = refresh.due(ctx)
+@app.task(name="audiences.refresh_due", bind=True)
+def refresh_due_task(self: Task, *args: Any, **kwargs: Any) -> dict[str, Any]:
+    try:
+        messages.no_arguments(*args, **kwargs)
+    except InvalidMessage as error:
+        return _rejected(self, error)
+    due = refresh.due(context())
     for audience_id, revision in due:
-        app.send_task(
-            "audiences.materialize", kwargs={"audience_id": audience_id, "revision": revision}
-        )
+        ask(audience_id, revision)
     event(log, "refresh.enqueued", count=len(due))
     return {"enqueued": len(due)}
+
+
+@app.task(name="passports.changed", bind=True, autoretry_for=TRANSIENT, retry_backoff=2)
+def passports_changed_task(self: Task, *args: Any, **kwargs: Any) -> dict[str, Any]:
+    try:
+        change = messages.passports_changed(*args, **kwargs)
+    except InvalidMessage as error:
+        return _rejected(self, error)
+    affected = changes.after_passports(context(), change.brand_id, change.token_ids)
+    return _rerun(affected, "passports.changed")
+
+
+@app.task(name="wallets.changed", bind=True, autoretry_for=TRANSIENT, retry_backoff=2)
+def wallets_changed_task(self: Task, *args: Any, **kwargs: Any) -> dict[str, Any]:
+    try:
+        change = messages.wallets_changed(*args, **kwargs)
+    except InvalidMessage as error:
+        return _rejected(self, error)
+    return _rerun(changes.after_wallets(context(), change.addresses), "wallets.changed")
+
+
+def _rerun(affected: list[tuple[str, int]], cause: str) -> dict[str, Any]:
+    # The change happened by now: a run at this instant is never skipped as already fresh.
+    now = iso(datetime.now(UTC))
+    for audience_id, revision in affected:
+        ask(audience_id, revision, as_of=now)
+    event(log, "change.rerun", cause=cause, count=len(affected))
+    return {"rerun": len(affected)}
