@@ -94,7 +94,7 @@ def _json_body(raw: bytes) -> Any:
         # Lone surrogates parse, but could be neither stored nor echoed back.
         json.dumps(body, ensure_ascii=False).encode("utf-8")
     except (ValueError, UnicodeError, RecursionError):
-        msg = "body must be a JSON object in valid UTF-8"
+        msg = "body must be a JSON object in UTF-8, without NaN, Infinity or out-of-range numbers"
         raise InvalidInput([FieldProblem("body", msg, None)]) from None
     return body
 
@@ -174,8 +174,10 @@ def _add_routes(app: FastAPI) -> None:
     async def remove(request: Request, audience_id: str) -> Response:
         brand, oid = _brand(request), _audience_id(audience_id)
         backend = _backend(request)
-        await _blocking(audiences.delete, backend.audiences, brand, oid)
+        await _blocking(audiences.get, backend.audiences, brand, oid)
+        # Keys first: if Redis is down the request fails whole and can simply be repeated.
         await _blocking(drop, backend.redis, backend.settings.key_prefix, audience_id)
+        await _blocking(audiences.delete, backend.audiences, brand, oid)
         event(log, "audience.deleted", audience_id=audience_id)
         return Response(status_code=204)
 

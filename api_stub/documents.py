@@ -19,6 +19,8 @@ def render(doc: dict[str, Any]) -> dict[str, Any]:
     for field, default in DEFAULTS.items():
         value = doc.get(field, default)
         out[field] = list(value) if isinstance(value, list) else value
+    # Some MongoDB-speaking servers hand back a boolean written by `$set` as 0 or 1.
+    out["uniqueOwner"] = bool(out["uniqueOwner"])
     state = doc.get("materialization") or {}
     out |= {
         "createdAt": _instant(doc.get("createdAt")),

@@ -126,7 +126,11 @@ class Api:
         return docs
 
     def materialize(self, audience_id: str) -> None:
-        outcome = materialize(self.ctx, Request(ObjectId(audience_id), None, None))
+        # As the worker would once the edits have settled.
+        settled = Context(
+            self.ctx.settings.model_copy(update={"settle_ms": 0}), self.ctx.stores, self.ctx.redis
+        )
+        outcome = materialize(settled, Request(ObjectId(audience_id), None, None))
         assert outcome.status == "done", outcome
 
     def keys(self, audience_id: str) -> list[str]:

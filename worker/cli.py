@@ -6,8 +6,11 @@ import argparse
 import sys
 from pathlib import Path
 
-from worker import logs
+from pymongo.errors import PyMongoError
+
+from worker import instants, logs
 from worker.errors import ConfigurationError
+from worker.instants import iso
 from worker.store.importer import ImportLineError
 
 REAL_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "real"
@@ -24,11 +27,18 @@ def _parser() -> argparse.ArgumentParser:
         description="Start a MongoDB-speaking server, Redis, the worker and the API; import "
         "the data; create audiences of every rule kind; print their counts.",
     )
-    demo.add_argument("--data-dir", type=Path, default=REAL_DATA)
+    demo.add_argument(
+        "--data-dir",
+        type=Path,
+        default=REAL_DATA,
+        help="folder of the two files (default: %(default)s)",
+    )
     demo.add_argument(
         "--as-of",
         default=REAL_DATA_AS_OF,
-        help="evaluation instant (default: the day after the real data ends); 'now' for now",
+        type=_as_of,
+        help="evaluation instant, ISO-8601 with Z or an offset (default: %(default)s, the day "
+        "after the real data ends); 'now' for the present",
     )
     demo.add_argument(
         "--exit", action="store_true", help="stop after printing the table instead of serving"
@@ -37,8 +47,16 @@ def _parser() -> argparse.ArgumentParser:
     load = commands.add_parser(
         "import",
         help="load passports.jsonl and wallets.jsonl into MONGO_URL (idempotent)",
+        description="Load DATA_DIR/passports.jsonl and DATA_DIR/wallets.jsonl into the store "
+        "named by MONGO_URL and MONGO_DB, creating the indexes the worker uses. Importing again "
+        "updates what changed and adds nothing twice.",
     )
-    load.add_argument("--data-dir", type=Path, default=REAL_DATA)
+    load.add_argument(
+        "--data-dir",
+        type=Path,
+        default=REAL_DATA,
+        help="folder of the two files (default: %(default)s)",
+    )
     return parser
 
 
@@ -47,17 +65,25 @@ def main(argv: list[str] | None = None) -> int:
     logs.configure("WARNING")
     try:
         return _dispatch(args)
-    except (ConfigurationError, ImportLineError, OSError) as error:
+    except (ConfigurationError, ImportLineError, OSError, PyMongoError) as error:
         print(f"audience-worker {args.command}: {error}", file=sys.stderr)
         return 2
+
+
+def _as_of(text: str) -> str | None:
+    if text == "now":
+        return None
+    try:
+        return iso(instants.parse_as_of(text))
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(f"{text!r}: {error}") from None
 
 
 def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "demo":
         from worker.embedded import demo
 
-        as_of = None if args.as_of == "now" else args.as_of
-        return demo.run(args.data_dir, as_of, keep_running=not args.exit)
+        return demo.run(args.data_dir, args.as_of, keep_running=not args.exit)
     if args.command == "import":
         return _import(args.data_dir)
     return 2

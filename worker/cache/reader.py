@@ -2,8 +2,11 @@
 
 The meta hash marks a published result: an audience whose result is empty has a meta hash and
 no recipient set (Redis keeps no empty sets). No meta hash means a cache miss.
-A page cursor names the run it belongs to, so paging across a switch is detected instead of
-silently mixing two runs.
+
+Pages hold at most `count` recipients. They are cut from SSCAN batches of a fixed size: a
+published set never changes (a new result replaces the whole key), so the same SSCAN position
+gives the same batch again, and a cursor can point inside one. A cursor also names the run it
+belongs to, so paging across a switch is detected instead of silently mixing two runs.
 """
 
 from __future__ import annotations
@@ -15,8 +18,9 @@ from redis import Redis
 
 from worker.cache.keys import AudienceKeys
 
+SCAN_BATCH = 1000
 MAX_SCAN_CURSOR = 2**64 - 1
-CURSOR = re.compile(r"(?P<seq>[0-9]{1,19})-(?P<position>[0-9]{1,20})")
+CURSOR = re.compile(r"(?P<seq>[0-9]{1,19})-(?P<position>[0-9]{1,20})(?:-(?P<skip>[0-9]{1,5}))?")
 
 
 class CursorInvalid(ValueError):
@@ -34,31 +38,45 @@ class Page:
     revision: int
 
 
+@dataclass
+class _Position:
+    seq: str | None
+    scan: int
+    skip: int
+
+
 def read_page(redis: Redis, prefix: str, audience_id: str, cursor: str, count: int) -> Page | None:
-    """One page of recipients, or None on a cache miss."""
-    seq, position = _parse(cursor)
+    """One page of at most `count` recipients, or None on a cache miss."""
+    at = _parse(cursor)
     keys = AudienceKeys.published(prefix, audience_id)
-    pipe = redis.pipeline(transaction=True)
-    pipe.hmget(keys.meta, ["revision", "seq"])
-    pipe.sscan(keys.recipients, position, count=count)
-    (revision, current_seq), (next_position, members) = pipe.execute()
-    if revision is None:
-        return None
-    if seq is not None and seq != current_seq:
-        raise ResultChanged(audience_id)
-    done = int(next_position) == 0
-    next_cursor = "0" if done else f"{current_seq}-{int(next_position)}"
-    return Page(sorted(_text(m) for m in members), next_cursor, int(revision))
+    page: list[str] = []
+    while True:
+        pipe = redis.pipeline(transaction=True)
+        pipe.hmget(keys.meta, ["revision", "seq"])
+        pipe.sscan(keys.recipients, at.scan, count=SCAN_BATCH)
+        (revision, seq), (next_scan, members) = pipe.execute()
+        if revision is None:
+            return None
+        if at.seq is not None and at.seq != seq:
+            raise ResultChanged(audience_id)
+        at.seq = seq
+        batch = sorted(members)
+        taken = batch[at.skip : at.skip + count - len(page)]
+        page += taken
+        at.skip += len(taken)
+        if at.skip < len(batch):
+            return Page(page, f"{seq}-{at.scan}-{at.skip}", int(revision))
+        if int(next_scan) == 0:
+            return Page(page, "0", int(revision))
+        at.scan, at.skip = int(next_scan), 0
+        if len(page) == count:
+            return Page(page, f"{seq}-{at.scan}-0", int(revision))
 
 
-def _parse(cursor: str) -> tuple[str | None, int]:
+def _parse(cursor: str) -> _Position:
     if cursor in ("", "0"):
-        return None, 0
+        return _Position(None, 0, 0)
     match = CURSOR.fullmatch(cursor)
     if match is None or int(match["position"]) > MAX_SCAN_CURSOR:
         raise CursorInvalid(cursor)
-    return match["seq"], int(match["position"])
-
-
-def _text(member: bytes | str) -> str:
-    return member.decode() if isinstance(member, bytes) else member
+    return _Position(match["seq"], int(match["position"]), int(match["skip"] or 0))

@@ -20,7 +20,7 @@ from rich.progress import Progress
 from rich.table import Table
 
 from worker.embedded.audiences import DEMO_AUDIENCES, describe
-from worker.embedded.processes import Group, free_port
+from worker.embedded.processes import Group, StartFailed, free_port
 from worker.embedded.servers import start_cache, start_store
 from worker.settings import Settings
 from worker.store.importer import import_files
@@ -34,18 +34,22 @@ FINAL_STATES = ("ready", "failed")
 def run(data_dir: Path, as_of: str | None, keep_running: bool, timeout_s: float = 300) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="audience-demo-"))
     group = Group(workdir)
-    # A plain `kill` stops everything too, the same way Ctrl-C does.
-    signal.signal(signal.SIGTERM, _interrupt)
+    # A plain `kill` or a closed terminal stops everything too, the same way Ctrl-C does.
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, _interrupt)
     try:
         api_url, keys = _start(group, data_dir)
         rows = _create_and_wait(api_url, keys, as_of, timeout_s)
         console.print(_table(rows))
         if keep_running:
-            _serve(api_url, keys, workdir)
+            _serve(group, api_url, keys)
         return 0 if all(row["state"] == "ready" for row in rows) else 1
     except KeyboardInterrupt:
         console.print("stopping")
         return 130
+    except StartFailed as error:
+        console.print(f"[red]{error}[/red]")
+        return 1
     finally:
         group.stop()
         shutil.rmtree(workdir, ignore_errors=True)
@@ -71,6 +75,7 @@ def _start(group: Group, data_dir: Path) -> tuple[str, dict[str, str]]:
     python = sys.executable
     celery = [python, "-m", "celery", "-A", "worker.celery_app"]
     group.start("worker", [*celery, "worker", "-Q", "audiences", "-c", "2", "-l", "INFO"], env)
+    group.start("beat", [*celery, "beat", "-s", str(group.workdir / "beat-schedule")], env)
     group.start("api", [python, "-m", "uvicorn", "api_stub.main:app", "--port", str(port)], env)
     api_url = f"http://127.0.0.1:{port}"
     with console.status("starting the worker and the API"):
@@ -169,10 +174,12 @@ def _table(rows: list[dict[str, Any]]) -> Table:
     return table
 
 
-def _serve(api_url: str, keys: dict[str, str], workdir: Path) -> None:
-    console.print(f"\nThe API is at {api_url}; process logs are in {workdir}")
+def _serve(group: Group, api_url: str, keys: dict[str, str]) -> None:
+    console.print(f"\nThe API is at {api_url}; process logs are in {group.workdir}")
     for brand, key in keys.items():
         console.print(f"  brand {brand}: Authorization: Bearer {key}")
     console.print("Press Ctrl-C to stop everything the demo started.")
     while True:
-        time.sleep(3600)
+        time.sleep(1)
+        # If any part dies (the store, Redis, the worker, beat, the API), say so and stop.
+        group.check()

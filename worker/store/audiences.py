@@ -21,7 +21,7 @@ from worker.audience.fields import MEMBERSHIP_FIELDS, rule_problems
 from worker.errors import AudienceNotFound, FieldProblem, InvalidInput, UpdateConflict
 
 Doc = dict[str, Any]
-PATCH_ATTEMPTS = 5
+PATCH_ATTEMPTS = 10
 
 
 def new_document(brand_id: str, fields: dict[str, Any], now: datetime) -> Doc:
