@@ -42,7 +42,12 @@ def _configure(sender: Celery, **_: Any) -> None:
         },
         task_annotations={"audiences.materialize": {"max_retries": settings.max_failures}},
         beat_schedule={
-            "refresh-due": {"task": "audiences.refresh_due", "schedule": settings.refresh_every_s}
+            "refresh-due": {
+                "task": "audiences.refresh_due",
+                "schedule": settings.refresh_every_s,
+                # A tick that waited past the next one is moot: never let ticks pile up.
+                "options": {"expires": settings.refresh_every_s},
+            }
         },
         worker_hijack_root_logger=False,
         worker_send_task_events=True,

@@ -48,7 +48,9 @@ class MaterializeTask(Task):
         except TRANSIENT:
             # The store is still out of reach, so `failed` cannot even be written: keep the
             # request alive rather than lose it, and ask again after the base backoff.
-            ask(audience_id, request.revision, countdown_s=context().settings.retry_base_s)
+            countdown_s = context().settings.retry_base_s
+            ask(audience_id, request.revision, countdown_s=countdown_s)
+            event(log, "materialize.asked_again", audience_id=audience_id, countdown_s=countdown_s)
         except Exception:
             log.exception("materialize.failure_not_recorded")
 
@@ -99,7 +101,12 @@ def refresh_due_task(self: Task, *args: Any, **kwargs: Any) -> dict[str, Any]:
         messages.no_arguments(*args, **kwargs)
     except InvalidMessage as error:
         return _rejected(self, error)
-    due = refresh.due(context())
+    try:
+        due = refresh.due(context())
+    except TRANSIENT as error:
+        # The next tick will look again; a queue of failing ticks would only crowd out runs.
+        event(log, "refresh.skipped", logging.WARNING, error=type(error).__name__)
+        return {"enqueued": 0, "skipped": type(error).__name__}
     for audience_id, revision in due:
         ask(audience_id, revision)
     event(log, "refresh.enqueued", count=len(due))
