@@ -300,7 +300,6 @@ def test_the_store_away_for_a_while(
             assert len(readable) == 20, "the last good result must stay readable"
             time.sleep(1)
         start_store(store, port)
-        back = time.monotonic()
         cluster.client = MongoClient(url, tz_aware=True)
         cluster.documents = cluster.client["outage"][cluster.env["AUDIENCES_COLLECTION"]]
         after = {audience_id: (17, 1, {str(i) for i in range(3, 20)})}
