@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 import redis
+from bson import ObjectId
 from celery import Celery
 from pymongo import MongoClient
 from pymongo.collection import Collection
@@ -136,8 +137,6 @@ class Cluster:
         self.producer.send_task("audiences.materialize", kwargs=kwargs, queue=self.env["QUEUE"])
 
     def states(self, ids: list[str]) -> dict[str, dict[str, Any]]:
-        from bson import ObjectId
-
         found = self.documents.find({"_id": {"$in": [ObjectId(i) for i in ids]}})
         return {str(doc["_id"]): doc for doc in found}
 
@@ -316,3 +315,38 @@ def test_the_store_away_for_a_while(
     finally:
         cluster.stop()
         store.stop()
+
+
+def test_two_beat_processes_at_once(
+    cluster: Cluster, expected_and_ids: dict[str, Any], figure: Callable[[str], None]
+) -> None:
+    # Twenty audiences whose last run failed and whose retry is due now.
+    due = []
+    for _ in range(20):
+        audience_id = cluster.create(
+            "poap-devcon", {"tagRule": "productIds", "productIds": "67378"}
+        )
+        due.append(audience_id)
+    failed = {"state": "failed", "retryAtMs": 0, "enqueuedAtMs": 0}
+    cluster.documents.update_many(
+        {"_id": {"$in": [ObjectId(i) for i in due]}},
+        {"$set": {f"materialization.{key}": value for key, value in failed.items()}},
+    )
+    cluster.start_beat()  # a second beat beside the cluster's own
+    try:
+        wait_for(
+            "every due audience ready",
+            lambda: all(
+                d["materialization"]["state"] == "ready" for d in cluster.states(due).values()
+            ),
+            60,
+        )
+        time.sleep(3)  # more ticks of both beats, which must find nothing left to do
+    finally:
+        cluster.beat.stop()
+        cluster.start_beat()
+    runs = [d["materialization"]["claimSeq"] for d in cluster.states(due).values()]
+    figure(
+        f"two beat processes: {len(due)} due audiences, {sum(runs)} runs, most per one {max(runs)}"
+    )
+    assert runs == [1] * len(due)
