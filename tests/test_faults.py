@@ -142,7 +142,8 @@ class Cluster:
 
     def recipients(self, audience_id: str) -> set[str]:
         cache = redis.Redis.from_url(self.redis_url, decode_responses=True)
-        return cache.smembers(f"{self.env['KEY_PREFIX']}:{{{audience_id}}}:recipients")
+        key = f"{self.env['KEY_PREFIX']}:{{{audience_id}}}:recipients"
+        return {str(member) for member in cache.smembers(key)}
 
     def stop(self) -> None:
         for group in (self.beat, self.worker, self.cache):
