@@ -15,8 +15,8 @@ from worker.store import audiences
 HOUR_MS = 3600 * 1000
 
 
-def _audience(ctx: Context, materialization: dict[str, Any]) -> str:
-    fields = AudienceCreate.model_validate({"name": "n"}).stored()
+def _audience(ctx: Context, materialization: dict[str, Any], **body: Any) -> str:
+    fields = AudienceCreate.model_validate({"name": "n", **body}).stored()
     doc = audiences.new_document("brand-a", fields, datetime.now(UTC))
     # As if the first message was sent long ago and is lost.
     doc["materialization"].update({"enqueuedAtMs": 0, **materialization})
@@ -37,9 +37,13 @@ def test_due_audiences_are_the_unfinished_stuck_and_stale_ones(ctx: Context) -> 
     stale = _audience(ctx, {"state": "ready", "finishedAtMs": now_ms - 25 * HOUR_MS})
     _audience(ctx, {"enqueuedAtMs": now_ms - 1000})
     retry = _audience(ctx, {"state": "failed", "retryAtMs": now_ms - 1})
+    two_hours = {"state": "ready", "finishedAtMs": now_ms - 2 * HOUR_MS}
+    aged_out = _audience(ctx, two_hours, isWalletActiveSinceNumberOfDays=30)
+    _audience(ctx, two_hours, isWalletActiveSinceNumberOfDays=30, walletActivity="all")
+    _audience(ctx, two_hours, isWalletActiveSinceNumberOfDays=0)
     _audience(ctx, {"state": "failed", "retryAtMs": now_ms + HOUR_MS})
 
-    assert _ids(due(ctx)) == {never, stuck, stale, retry}
+    assert _ids(due(ctx)) == {never, stuck, stale, retry, aged_out}
     # Stamped as enqueued: the next tick leaves them alone.
     assert due(ctx) == []
 

@@ -39,6 +39,7 @@ class Settings(BaseSettings):
     refresh_every_s: int = Field(default=60, ge=1)
     refresh_batch: int = Field(default=500, ge=1)
     max_age_s: int = Field(default=24 * 3600, ge=60)
+    activity_refresh_s: int = Field(default=3600, ge=60)
     requeue_after_s: int = Field(default=120, ge=1)
     fresh_s: int = Field(default=5, ge=0)
     settle_ms: int = Field(default=1000, ge=0, le=60_000)

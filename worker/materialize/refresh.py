@@ -1,5 +1,8 @@
 """Which audiences are due: never materialized, lease expired, result stale, retry due.
 
+A result is stale after `max_age_s`, or after `activity_refresh_s` when the audience has an
+activity rule, whose members change with the clock alone.
+
 Each due audience is stamped (`materialization.enqueuedAtMs`) by one conditional update
 before it is enqueued, so two beat processes ticking at once never enqueue it twice, and an
 audience already enqueued is left alone for `requeue_after_s`.
@@ -11,6 +14,7 @@ import time
 from typing import Any
 
 from worker.materialize.run import Context
+from worker.settings import Settings
 
 M = "materialization"
 
@@ -20,33 +24,43 @@ def due(ctx: Context) -> list[tuple[str, int]]:
     now_ms = int(time.time() * 1000)
     settings = ctx.settings
     candidates = ctx.stores.audiences.find(
-        _due_query(now_ms, settings.max_age_s, settings.requeue_after_s),
+        _due_query(now_ms, settings),
         {"_id": 1, "revision": 1},
     ).limit(settings.refresh_batch)
     claimed = []
     for doc in list(candidates):
-        query = _due_query(now_ms, settings.max_age_s, settings.requeue_after_s, doc["_id"])
+        query = _due_query(now_ms, settings, doc["_id"])
         stamp = {"$set": {f"{M}.enqueuedAtMs": now_ms}}
         if ctx.stores.audiences.update_one(query, stamp).modified_count:
             claimed.append((str(doc["_id"]), doc["revision"]))
     return claimed
 
 
-def _due_query(now_ms: int, max_age_s: int, requeue_after_s: int, one: Any = None) -> Any:
+def _due_query(now_ms: int, settings: Settings, one: Any = None) -> Any:
     # One `$and` of `$or`s: some MongoDB-speaking servers mishandle a top-level `$or` that
     # sits beside other fields in an update's filter.
     needs_run = {
         "$or": [
             {f"{M}.state": "pending"},
             {f"{M}.state": "running", f"{M}.leaseUntilMs": {"$lt": now_ms}},
-            {f"{M}.state": "ready", f"{M}.finishedAtMs": {"$lt": now_ms - max_age_s * 1000}},
+            {
+                f"{M}.state": "ready",
+                f"{M}.finishedAtMs": {"$lt": now_ms - settings.max_age_s * 1000},
+            },
+            # Wallets age out of "active in the last N days" with no event to say so.
+            {
+                f"{M}.state": "ready",
+                "isWalletActiveSinceNumberOfDays": {"$gte": 1},
+                "walletActivity": {"$in": ["active", "inactive"]},
+                f"{M}.finishedAtMs": {"$lt": now_ms - settings.activity_refresh_s * 1000},
+            },
             {f"{M}.state": "failed", f"{M}.retryAtMs": {"$lt": now_ms}},
         ]
     }
     not_just_enqueued = {
         "$or": [
             {f"{M}.enqueuedAtMs": {"$exists": False}},
-            {f"{M}.enqueuedAtMs": {"$lt": now_ms - requeue_after_s * 1000}},
+            {f"{M}.enqueuedAtMs": {"$lt": now_ms - settings.requeue_after_s * 1000}},
         ]
     }
     conditions = [needs_run, not_just_enqueued]
