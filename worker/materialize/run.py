@@ -11,6 +11,7 @@ import logging
 import random
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -38,6 +39,8 @@ class Context:
     settings: Settings
     stores: Stores
     redis: Redis
+    # Told the number of passports read so far, after each batch (the CLI's progress bar).
+    on_progress: Callable[[int], None] | None = None
 
 
 @dataclass(frozen=True)
@@ -198,6 +201,8 @@ def _collect(
     limits = ScanLimits(settings.batch_size, settings.in_chunk_size, settings.owner_cache_size)
     count_nft = 0
     for batch in matches(ctx.stores, rule, as_of, limits, stats):
+        if ctx.on_progress:
+            ctx.on_progress(stats.passports_read)
         count_nft += len(batch)
         owners = {owner for _, owner in batch}
         if rule.unique_owner:

@@ -1,4 +1,4 @@
-"""The `audience-worker` command."""
+"""audience-worker: keeps brand audiences of product passports materialized in Redis."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from worker.errors import ConfigurationError
 from worker.instants import iso
 from worker.store.importer import ImportLineError
 
-REAL_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "real"
+REAL_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "real"
 REAL_DATA_AS_OF = "2022-10-20T00:00:00Z"
 
 
@@ -57,6 +57,30 @@ def _parser() -> argparse.ArgumentParser:
         default=REAL_DATA,
         help="folder of the two files (default: %(default)s)",
     )
+    one = commands.add_parser(
+        "materialize",
+        help="materialize one audience now, in this process, with a progress bar",
+        description="Evaluate one audience synchronously against MONGO_URL and publish the "
+        "result to REDIS_URL, exactly as the worker would; prints the counts.",
+    )
+    one.add_argument("audience_id", help="the audience's 24-hex id")
+    one.add_argument("--as-of", type=_as_of, default=None, help="evaluation instant (default: now)")
+
+    commands.add_parser(
+        "refresh",
+        help="enqueue every audience that is due now (what beat does each tick)",
+        description="Find the audiences that are due (never materialized, lease expired, "
+        "result stale, failed and due for a retry) and enqueue audiences.materialize for each.",
+    )
+
+    status = commands.add_parser(
+        "status",
+        help="a table of audiences: state, counts, age and last error",
+        description="List audiences with their state, revision, counts, the age of their "
+        "result and their last error.",
+    )
+    status.add_argument("--brand", help="only this brand's audiences")
+    status.add_argument("--limit", type=int, default=100, help="at most this many rows")
     return parser
 
 
@@ -84,14 +108,14 @@ def _dispatch(args: argparse.Namespace) -> int:
         from worker.embedded import demo
 
         return demo.run(args.data_dir, args.as_of, keep_running=not args.exit)
+    from worker.cli import operate
+
     if args.command == "import":
-        return _import(args.data_dir)
+        return operate.import_data(args.data_dir)
+    if args.command == "materialize":
+        return operate.materialize_one(args.audience_id, args.as_of)
+    if args.command == "refresh":
+        return operate.refresh_now()
+    if args.command == "status":
+        return operate.status(args.brand, args.limit)
     return 2
-
-
-def _import(data_dir: Path) -> int:
-    from worker.embedded.demo import import_with_progress
-    from worker.settings import get_settings
-
-    import_with_progress(get_settings(), data_dir)
-    return 0
