@@ -47,12 +47,24 @@ def live(
     group.start("worker", [*celery, "worker", "-Q", env["QUEUE"], "-c", "1", "-l", "INFO"], env)
     uvicorn = [sys.executable, "-m", "uvicorn", "api_stub.main:app", "--port", str(port)]
     group.start("api", uvicorn, env)
+    # Flower as the Procfile runs it, with its HTTP API open to this test.
+    flower_port = free_port()
+    flower_env = {**env, "FLOWER_UNAUTHENTICATED_API": "true"}
+    group.start("flower", [*celery, "flower", f"--port={flower_port}"], flower_env)
     url = f"http://127.0.0.1:{port}"
     try:
         group.wait_until("the API", lambda: _answers(url), timeout_s=60)
+        flower = f"http://127.0.0.1:{flower_port}"
+        group.wait_until("Flower", lambda: _flower_answers(flower), timeout_s=60)
         client: MongoClient[dict[str, Any]] = MongoClient(mongo_url)
         documents = client[real_db][env["AUDIENCES_COLLECTION"]]
-        yield {"url": url, "prefix": env["KEY_PREFIX"], "group": group, "documents": documents}
+        yield {
+            "url": url,
+            "flower": flower,
+            "prefix": env["KEY_PREFIX"],
+            "group": group,
+            "documents": documents,
+        }
         client.close()
     finally:
         group.stop()
@@ -65,6 +77,13 @@ def live(
 def _answers(url: str) -> bool:
     try:
         return httpx.get(f"{url}/audience/list", timeout=1).status_code == 401
+    except httpx.HTTPError:
+        return False
+
+
+def _flower_answers(url: str) -> bool:
+    try:
+        return httpx.get(f"{url}/api/workers", timeout=2).status_code == 200
     except httpx.HTTPError:
         return False
 
@@ -217,3 +236,29 @@ def test_a_burst_of_100_updates_ends_on_the_last_revision_after_few_runs(
     assert doc["countNFT"] == 134
     assert runs["claimSeq"] - 1 <= 5
     assert _redis_view(redis_url, live["prefix"], audience_id)["meta"]["revision"] == "101"
+
+
+def test_flower_shows_the_worker_and_a_materialize_task_with_its_arguments(
+    live: dict[str, Any],
+) -> None:
+    with _client(live, "poap-devcon") as http:
+        body = {"name": "for flower", "tagRule": "productIds", "productIds": "67695"}
+        audience_id = http.post("/audience/create", json=body).json()["_id"]
+        _settled(http, audience_id, 1, live)
+    deadline = time.monotonic() + 30
+    seen: list[dict[str, Any]] = []
+    while time.monotonic() < deadline:
+        tasks = httpx.get(
+            f"{live['flower']}/api/tasks", params={"taskname": "audiences.materialize"}, timeout=5
+        ).json()
+        seen = [t for t in tasks.values() if audience_id in str(t.get("kwargs"))]
+        if any(t["state"] == "SUCCESS" for t in seen):
+            break
+        time.sleep(0.5)
+    assert any(t["state"] == "SUCCESS" for t in seen), seen
+    assert "'revision': 1" in str(seen[0]["kwargs"])
+    # The task names the worker that ran it, and Flower can inspect that worker.
+    worker = next(t["worker"] for t in seen if t["state"] == "SUCCESS")
+    assert str(worker).startswith("celery@")
+    workers = httpx.get(f"{live['flower']}/api/workers", params={"refresh": "1"}, timeout=15).json()
+    assert worker in workers
