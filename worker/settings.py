@@ -43,6 +43,7 @@ class Settings(BaseSettings):
     requeue_after_s: int = Field(default=120, ge=1)
     fresh_s: int = Field(default=5, ge=0)
     settle_ms: int = Field(default=1000, ge=0, le=60_000)
+    debounce_s: int = Field(default=5, ge=0, le=3600)
     max_failures: int = Field(default=5, ge=1)
     retry_base_s: int = Field(default=30, ge=1)
     retry_max_s: int = Field(default=3600, ge=1)

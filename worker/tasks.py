@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime
 from typing import Any
 
 import pymongo.errors
@@ -11,9 +10,9 @@ import redis.exceptions
 from celery import Task
 
 from worker import messages
+from worker.cache.debounce import first_in_window
 from worker.celery_app import app
 from worker.errors import InvalidMessage
-from worker.instants import iso
 from worker.logs import event
 from worker.materialize import changes, refresh
 from worker.materialize.run import give_up, materialize
@@ -133,9 +132,17 @@ def wallets_changed_task(self: Task, *args: Any, **kwargs: Any) -> dict[str, Any
 
 
 def _rerun(affected: list[tuple[str, int]], cause: str) -> dict[str, Any]:
-    # The change happened by now: a run at this instant is never skipped as already fresh.
-    now = iso(datetime.now(UTC))
+    """Schedule one run per affected audience per debounce window.
+
+    The run starts a whole window after the first event, and the window is never shorter
+    than FRESH_S: a result fresh enough to skip it must then have started after the event.
+    """
+    ctx = context()
+    window_s = max(ctx.settings.debounce_s, ctx.settings.fresh_s)
+    scheduled = 0
     for audience_id, revision in affected:
-        ask(audience_id, revision, as_of=now)
-    event(log, "change.rerun", cause=cause, count=len(affected))
-    return {"rerun": len(affected)}
+        if first_in_window(ctx.redis, ctx.settings.key_prefix, audience_id, window_s * 1000):
+            ask(audience_id, revision, countdown_s=window_s)
+            scheduled += 1
+    event(log, "change.rerun", cause=cause, affected=len(affected), scheduled=scheduled)
+    return {"affected": len(affected), "scheduled": scheduled}
