@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -62,7 +63,9 @@ def test_a_tick_enqueues_at_most_the_configured_batch(ctx: Context) -> None:
     assert len(due(small)) == 2
 
 
-def test_two_beats_ticking_at_once_enqueue_each_audience_once(ctx: Context) -> None:
+def test_two_beats_ticking_at_once_enqueue_each_audience_once(
+    ctx: Context, figure: Callable[[str], None]
+) -> None:
     expected = {_audience(ctx, {}) for _ in range(40)}
     results: list[list[tuple[str, int]]] = [[], []]
 
@@ -76,6 +79,6 @@ def test_two_beats_ticking_at_once_enqueue_each_audience_once(ctx: Context) -> N
         beat.join()
 
     enqueued = results[0] + results[1]
-    print(f"\ntwo beats: {len(results[0])} + {len(results[1])} enqueued of {len(expected)} due")
+    figure(f"two beats: {len(results[0])} + {len(results[1])} enqueued of {len(expected)} due")
     assert len(enqueued) == len(expected)
     assert _ids(enqueued) == expected

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
+from collections.abc import Callable
 
 from bson import ObjectId
 
@@ -29,7 +30,9 @@ def _publish(ctx: Context, audience_id: str, seq: int, name: str) -> None:
     assert builder.publish({**meta, "countOwner": len(owners)}, seq, 60)
 
 
-def test_readers_see_one_whole_result_or_the_other_during_100_switches(ctx: Context) -> None:
+def test_readers_see_one_whole_result_or_the_other_during_100_switches(
+    ctx: Context, figure: Callable[[str], None]
+) -> None:
     audience_id = str(ObjectId())
     keys = AudienceKeys.published(ctx.settings.key_prefix, audience_id)
     _publish(ctx, audience_id, 1, "A")
@@ -57,7 +60,7 @@ def test_readers_see_one_whole_result_or_the_other_during_100_switches(ctx: Cont
         done.set()
         reader.join()
 
-    print(f"\nswitch under readers: {SWAPS} switches, {sum(seen.values())} reads: {dict(seen)}")
+    figure(f"switch under readers: {SWAPS} switches, {sum(seen.values())} reads: {dict(seen)}")
     assert set(seen) <= {"A", "B"}
     assert seen["A"] > 0 and seen["B"] > 0
 
