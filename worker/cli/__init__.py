@@ -73,6 +73,15 @@ def _parser() -> argparse.ArgumentParser:
         "result stale, failed and due for a retry) and enqueue audiences.materialize for each.",
     )
 
+    serve = commands.add_parser(
+        "metrics",
+        help="serve Prometheus metrics over HTTP",
+        description="Serve /metrics for Prometheus: audiences by state, the age of the oldest "
+        "result, the queue backlog, run outcomes, failures and durations.",
+    )
+    serve.add_argument("--port", type=int, default=9808, help="port (default: %(default)s)")
+    serve.add_argument("--host", default="0.0.0.0", help="address (default: %(default)s)")
+
     status = commands.add_parser(
         "status",
         help="a table of audiences: state, counts, age and last error",
@@ -116,6 +125,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         return operate.materialize_one(args.audience_id, args.as_of)
     if args.command == "refresh":
         return operate.refresh_now()
+    if args.command == "metrics":
+        return operate.serve_metrics(args.host, args.port)
     if args.command == "status":
         return operate.status(args.brand, args.limit)
     return 2

@@ -103,3 +103,19 @@ def _age(seconds: float) -> str:
         if seconds >= size:
             return f"{seconds / size:.1f}{unit}"
     return f"{seconds:.0f}s"
+
+
+def serve_metrics(host: str, port: int) -> int:
+    from prometheus_client import CollectorRegistry, start_http_server
+    from redis import Redis
+
+    from worker.metrics import AudienceCollector
+
+    ctx = context()
+    registry = CollectorRegistry()
+    broker = Redis.from_url(ctx.settings.broker(), decode_responses=True)
+    registry.register(AudienceCollector(ctx, broker))
+    start_http_server(port, addr=host, registry=registry)
+    console.print(f"serving Prometheus metrics on http://{host}:{port}/metrics")
+    while True:
+        time.sleep(3600)

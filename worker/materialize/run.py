@@ -19,7 +19,7 @@ from typing import Any
 from bson import ObjectId
 from redis import Redis
 
-from worker import instants
+from worker import instants, metrics
 from worker.audience.rule import Rule
 from worker.cache.result import ResultBuilder, drop
 from worker.instants import iso
@@ -178,6 +178,7 @@ def _run(ctx: Context, request: Request, claimed: Claimed) -> Outcome:
     finally:
         builder.discard()
     status = _write_back(ctx, request.audience_id, claimed, result) if published else "outrun"
+    metrics.record_run(ctx.redis, ctx.settings.key_prefix, status, duration_ms)
     event(
         log,
         "run.end",
@@ -236,6 +237,7 @@ def _note_failure(
     ctx: Context, audience_id: ObjectId, claimed: Claimed, error: BaseException
 ) -> None:
     try:
+        metrics.record_failure(ctx.redis, ctx.settings.key_prefix)
         audiences.record_failure(ctx.stores.audiences, audience_id, claimed.seq, _describe(error))
     except Exception:
         # The store may be what failed; the retry policy decides what happens next.
