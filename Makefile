@@ -15,6 +15,8 @@ demo: $(STAMP)
 	$(VENV)/bin/audience-worker demo
 
 test: $(STAMP)
+	@# The cross-language producer test publishes with the npm package celery-node.
+	if command -v npm >/dev/null; then npm install --prefix tests/node --no-audit --no-fund --silent; fi
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy

@@ -6,6 +6,7 @@ store server, loaded with the real data, and the test's Redis database.
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 import uuid
@@ -308,3 +309,31 @@ def test_change_events_rerun_only_affected_audiences_once_per_window(
         f"{affected} audiences re-run"
     )
     assert all(done[i] == (1 if hit else 0) for i, hit in ids.items())
+
+
+NODE_PRODUCER = Path(__file__).parent / "node"
+
+
+def test_a_node_producer_using_celery_node_gets_an_audience_materialized(
+    live: dict[str, Any], redis_url: str
+) -> None:
+    import shutil
+    import subprocess
+
+    from worker.audience.fields import AudienceCreate
+    from worker.store import audiences as documents
+
+    if not shutil.which("node") or not (NODE_PRODUCER / "node_modules" / "celery-node").exists():
+        if os.environ.get("CI"):
+            raise AssertionError("node and tests/node/node_modules are needed (make test)")
+        pytest.skip("node or celery-node is not installed (make test installs it)")
+    fields = AudienceCreate.model_validate({"name": "from node", "tags": "Earring"}).stored()
+    doc = documents.new_document("cryptopunks", fields, datetime.now(UTC))
+    live["documents"].insert_one(doc)
+    audience_id = str(doc["_id"])
+    argv = ["node", "publish.js", redis_url, live["env"]["QUEUE"], audience_id, "1", REAL_AS_OF]
+    subprocess.run(argv, cwd=NODE_PRODUCER, check=True, timeout=60)
+    with _client(live, "cryptopunks") as http:
+        settled = _settled(http, audience_id, 1, live)
+    assert settled["materialization"]["state"] == "ready"
+    assert (settled["countNFT"], settled["countOwner"]) == (1631, 1078)
