@@ -15,11 +15,12 @@ import redis.exceptions
 from bson import ObjectId
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
+from fastapi.routing import APIRoute
 from pydantic import BaseModel, ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
-from api_stub import problems
+from api_stub import openapi, problems
 from api_stub.auth import brand_for
 from api_stub.backend import Backend, connect_backend
 from api_stub.documents import render
@@ -47,10 +48,13 @@ class Unauthorized(Exception):
 def create_app(backend: Backend | None = None, settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.backend = backend or connect_backend(settings or get_settings())
+        if backend is None:
+            app.state.backend = connect_backend(settings or get_settings())
         yield
 
     app = FastAPI(title="audience API", lifespan=lifespan)
+    if backend is not None:
+        app.state.backend = backend
     app.add_middleware(BodyLimit)
     _add_error_handlers(app)
     _add_routes(app)
@@ -133,7 +137,7 @@ def _as_of(request: Request) -> str | None:
 
 
 def _add_routes(app: FastAPI) -> None:
-    @app.post("/audience/create")
+    @app.post("/audience/create", openapi_extra=openapi.CREATE_BODY, responses=openapi.COMMON)
     async def create(request: Request) -> JSONResponse:
         brand, as_of = _brand(request), _as_of(request)
         fields: AudienceCreate = await _fields(request, AudienceCreate)
@@ -144,20 +148,22 @@ def _add_routes(app: FastAPI) -> None:
         event(log, "audience.created", audience_id=str(doc["_id"]), revision=doc["revision"])
         return JSONResponse(render(doc))
 
-    @app.get("/audience/list")
+    @app.get("/audience/list", responses=openapi.COMMON)
     async def list_all(request: Request) -> JSONResponse:
         docs = await _blocking(
             audiences.list_for_brand, _backend(request).audiences, _brand(request)
         )
         return JSONResponse([render(doc) for doc in docs])
 
-    @app.get("/audience/{audience_id}")
+    @app.get("/audience/{audience_id}", openapi_extra=openapi.ID_ONLY, responses=openapi.ONE)
     async def fetch(request: Request, audience_id: str) -> JSONResponse:
         brand, oid = _brand(request), _audience_id(audience_id)
         doc = await _blocking(audiences.get, _backend(request).audiences, brand, oid)
         return JSONResponse(render(doc))
 
-    @app.patch("/audience/{audience_id}")
+    @app.patch(
+        "/audience/{audience_id}", openapi_extra=openapi.PATCH_BODY, responses=openapi.CHANGE
+    )
     async def update(request: Request, audience_id: str) -> JSONResponse:
         brand, oid, as_of = _brand(request), _audience_id(audience_id), _as_of(request)
         fields: AudiencePatch = await _fields(request, AudiencePatch)
@@ -170,7 +176,12 @@ def _add_routes(app: FastAPI) -> None:
         event(log, "audience.updated", audience_id=audience_id, revision=doc["revision"])
         return JSONResponse(render(doc))
 
-    @app.delete("/audience/{audience_id}")
+    @app.delete(
+        "/audience/{audience_id}",
+        status_code=204,
+        openapi_extra=openapi.ID_ONLY,
+        responses=openapi.ONE,
+    )
     async def remove(request: Request, audience_id: str) -> Response:
         brand, oid = _brand(request), _audience_id(audience_id)
         backend = _backend(request)
@@ -181,7 +192,12 @@ def _add_routes(app: FastAPI) -> None:
         event(log, "audience.deleted", audience_id=audience_id)
         return Response(status_code=204)
 
-    @app.get("/audience/{audience_id}/recipients")
+    @app.get(
+        "/audience/{audience_id}/recipients",
+        openapi_extra=openapi.PAGE,
+        response_model=openapi.RecipientsPage,
+        responses=openapi.RECIPIENTS,
+    )
     async def recipients(request: Request, audience_id: str) -> JSONResponse:
         brand, oid = _brand(request), _audience_id(audience_id)
         count, cursor = _page_size(request), request.query_params.get("cursor", "0")
@@ -230,6 +246,15 @@ async def _blocking(function: Callable[..., Any], *args: Any) -> Any:
     return await run_in_threadpool(function, *args)
 
 
+def _methods_for(request: Request) -> list[str]:
+    """The methods of the routes at this path: a literal path (`/audience/list`) wins over a
+    template that would also match it (`/audience/{audience_id}`), as documented."""
+    path = request.url.path
+    routes = [r for r in request.app.routes if isinstance(r, APIRoute) and r.path_regex.match(path)]
+    literal = [r for r in routes if r.path == path]
+    return sorted({method for route in literal or routes for method in route.methods or ()})
+
+
 def _add_error_handlers(app: FastAPI) -> None:
     def handle(kind: type[Exception], status: int, body: Callable[[Any], Any]) -> None:
         async def handler(_: Request, error: Exception) -> JSONResponse:
@@ -244,9 +269,13 @@ def _add_error_handlers(app: FastAPI) -> None:
     handle(pymongo.errors.PyMongoError, 503, lambda _: {"error": "store unavailable"})
     handle(redis.exceptions.RedisError, 503, lambda _: {"error": "cache unavailable"})
 
-    async def routing(_: Request, error: Exception) -> JSONResponse:
-        status = error.status_code if isinstance(error, HTTPException) else 500
-        detail = error.detail if isinstance(error, HTTPException) else "internal error"
-        return JSONResponse({"error": str(detail).lower()}, status_code=status)
+    async def routing(request: Request, error: Exception) -> JSONResponse:
+        if not isinstance(error, HTTPException):
+            return JSONResponse({"error": "internal error"}, status_code=500)
+        body = {"error": str(error.detail).lower()}
+        headers = dict(error.headers or {})
+        if error.status_code == 405:
+            headers["Allow"] = ", ".join(_methods_for(request))
+        return JSONResponse(body, status_code=error.status_code, headers=headers)
 
     app.add_exception_handler(HTTPException, routing)

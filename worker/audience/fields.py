@@ -16,6 +16,7 @@ from pydantic import (
     Field,
     StrictBool,
     StrictInt,
+    WithJsonSchema,
 )
 from pydantic_core import PydanticCustomError
 
@@ -149,11 +150,45 @@ def _description(value: Any) -> str:
     return value
 
 
-Name = Annotated[str, BeforeValidator(_name)]
-Description = Annotated[str, BeforeValidator(_description)]
-StringList = Annotated[list[str], BeforeValidator(_string_list)]
-CountryList = Annotated[list[str], BeforeValidator(_countries)]
-TokenIdList = Annotated[list[str], BeforeValidator(_token_ids)]
+# JSON Schemas of the accepted forms, for the API's OpenAPI document.
+_ITEM = {"type": "string", "minLength": 1, "maxLength": MAX_ITEM_CHARS, "pattern": r"\S"}
+_ITEMS = {"type": "array", "items": _ITEM, "maxItems": MAX_ITEMS}
+_LIST_OR_ONE = {"anyOf": [_ITEMS, _ITEM]}
+_SEPARATED = {"type": "string", "maxLength": MAX_ITEMS * (MAX_ITEM_CHARS + 1)}
+_BUFFER = {
+    "type": "object",
+    "properties": {
+        "type": {"const": "Buffer"},
+        "data": {"type": "array", "items": {"type": "integer", "minimum": 0, "maximum": 255}},
+    },
+    "required": ["type", "data"],
+    "additionalProperties": False,
+}
+_TOKEN_ITEMS = {
+    "type": "array",
+    "items": {"anyOf": [_ITEM, {"type": "integer", "minimum": 0}]},
+    "maxItems": MAX_ITEMS,
+}
+
+Name = Annotated[
+    str,
+    BeforeValidator(_name),
+    WithJsonSchema({"type": "string", "maxLength": MAX_NAME_CHARS, "pattern": r"\S"}),
+]
+Description = Annotated[
+    str,
+    BeforeValidator(_description),
+    WithJsonSchema({"type": "string", "maxLength": MAX_DESCRIPTION_CHARS}),
+]
+StringList = Annotated[list[str], BeforeValidator(_string_list), WithJsonSchema(_LIST_OR_ONE)]
+CountryList = Annotated[
+    list[str], BeforeValidator(_countries), WithJsonSchema({"anyOf": [_ITEMS, _SEPARATED]})
+]
+TokenIdList = Annotated[
+    list[str],
+    BeforeValidator(_token_ids),
+    WithJsonSchema({"anyOf": [_TOKEN_ITEMS, _SEPARATED, _BUFFER]}),
+]
 ActivityDays = Annotated[StrictInt, Field(ge=0, le=MAX_ACTIVITY_DAYS)]
 
 
