@@ -16,17 +16,18 @@ class Settings(BaseSettings):
     # Inputs are hidden from errors: API_KEYS and the URLs may carry secrets.
     model_config = SettingsConfigDict(env_file=".env", extra="ignore", hide_input_in_errors=True)
 
-    mongo_url: str | None = None
+    # URLs may carry passwords and keys grant access: none of them is shown in a repr.
+    mongo_url: str | None = Field(default=None, repr=False)
     mongo_db: str = "audience_worker"
     audiences_collection: str = "audiences"
     passports_collection: str = "passports"
     wallets_collection: str = "wallets"
 
-    redis_url: str | None = None
-    broker_url: str | None = Field(default=None, description="defaults to redis_url")
+    redis_url: str | None = Field(default=None, repr=False)
+    broker_url: str | None = Field(default=None, repr=False, description="defaults to redis_url")
     queue: str = "audiences"
 
-    api_keys: str = ""
+    api_keys: str = Field(default="", repr=False)
 
     key_prefix: str = "audience"
     cache_ttl_s: int = Field(default=7 * 24 * 3600, ge=60)
