@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -31,7 +32,12 @@ def env(ctx: Context, monkeypatch: pytest.MonkeyPatch) -> Iterator[Context]:
         monkeypatch.setenv(name, str(value))
     get_settings.cache_clear()
     resources._opened.clear()
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
     yield ctx
+    # The command sets up logging for its process: give the test run its own back.
+    root.handlers[:] = handlers
+    root.setLevel(level)
     get_settings.cache_clear()
     resources._opened.clear()
 

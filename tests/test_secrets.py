@@ -77,7 +77,8 @@ def test_no_secret_leaves_the_process(mongo_url: str, guarded_redis: str) -> Non
     recorder = Recorder()
     root = logging.getLogger()
     root.addHandler(recorder)
-    level, root.level = root.level, logging.INFO
+    level = root.level
+    root.setLevel(logging.INFO)  # setLevel, not `.level =`: it clears the loggers' caches
     answers: list[str] = []
     try:
         with TestClient(create_app(backend=backend)) as api:
@@ -100,7 +101,7 @@ def test_no_secret_leaves_the_process(mongo_url: str, guarded_redis: str) -> Non
         time.sleep(0.2)
     finally:
         root.removeHandler(recorder)
-        root.level = level
+        root.setLevel(level)
         client.drop_database(settings.mongo_db)
         client.close()
     events = {json.loads(line)["event"] for line in recorder.lines}

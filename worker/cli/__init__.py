@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import Any
 
 from pymongo.errors import PyMongoError
 
@@ -20,19 +21,29 @@ REAL_DATA_AS_OF = "2022-10-20T00:00:00Z"
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="audience-worker", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
+    for add in (_demo, _import, _materialize, _refresh, _metrics, _status):
+        add(commands)
+    return parser
 
-    demo = commands.add_parser(
-        "demo",
-        help="run everything locally on the real data and print the audiences",
-        description="Start a MongoDB-speaking server, Redis, the worker and the API; import "
-        "the data; create audiences of every rule kind; print their counts.",
-    )
-    demo.add_argument(
+
+def _data_dir(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
         "--data-dir",
         type=Path,
         default=REAL_DATA,
-        help="folder of the two files (default: %(default)s)",
+        help="folder of passports.jsonl and wallets.jsonl (default: %(default)s)",
     )
+
+
+def _demo(commands: Any) -> None:
+    demo = commands.add_parser(
+        "demo",
+        help="run everything locally on the real data and print the audiences",
+        description="Start a MongoDB-speaking server, Redis, the worker, beat and the API; "
+        "import the data; create audiences of every rule kind; print their counts; serve "
+        "until Ctrl-C.",
+    )
+    _data_dir(demo)
     demo.add_argument(
         "--as-of",
         default=REAL_DATA_AS_OF,
@@ -44,6 +55,8 @@ def _parser() -> argparse.ArgumentParser:
         "--exit", action="store_true", help="stop after printing the table instead of serving"
     )
 
+
+def _import(commands: Any) -> None:
     load = commands.add_parser(
         "import",
         help="load passports.jsonl and wallets.jsonl into MONGO_URL (idempotent)",
@@ -51,12 +64,10 @@ def _parser() -> argparse.ArgumentParser:
         "named by MONGO_URL and MONGO_DB, creating the indexes the worker uses. Importing again "
         "updates what changed and adds nothing twice.",
     )
-    load.add_argument(
-        "--data-dir",
-        type=Path,
-        default=REAL_DATA,
-        help="folder of the two files (default: %(default)s)",
-    )
+    _data_dir(load)
+
+
+def _materialize(commands: Any) -> None:
     one = commands.add_parser(
         "materialize",
         help="materialize one audience now, in this process, with a progress bar",
@@ -66,6 +77,8 @@ def _parser() -> argparse.ArgumentParser:
     one.add_argument("audience_id", help="the audience's 24-hex id")
     one.add_argument("--as-of", type=_as_of, default=None, help="evaluation instant (default: now)")
 
+
+def _refresh(commands: Any) -> None:
     commands.add_parser(
         "refresh",
         help="enqueue every audience that is due now (what beat does each tick)",
@@ -73,6 +86,8 @@ def _parser() -> argparse.ArgumentParser:
         "result stale, failed and due for a retry) and enqueue audiences.materialize for each.",
     )
 
+
+def _metrics(commands: Any) -> None:
     serve = commands.add_parser(
         "metrics",
         help="serve Prometheus metrics over HTTP",
@@ -82,6 +97,8 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=9808, help="port (default: %(default)s)")
     serve.add_argument("--host", default="0.0.0.0", help="address (default: %(default)s)")
 
+
+def _status(commands: Any) -> None:
     status = commands.add_parser(
         "status",
         help="a table of audiences: state, counts, age and last error",
@@ -90,7 +107,6 @@ def _parser() -> argparse.ArgumentParser:
     )
     status.add_argument("--brand", help="only this brand's audiences")
     status.add_argument("--limit", type=int, default=100, help="at most this many rows")
-    return parser
 
 
 def main(argv: list[str] | None = None) -> int:
