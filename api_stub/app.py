@@ -144,7 +144,7 @@ def _add_routes(app: FastAPI) -> None:
         backend = _backend(request)
         doc = audiences.new_document(brand, fields.stored(), _now())
         await _blocking(audiences.insert, backend.audiences, doc)
-        backend.publisher.materialize(str(doc["_id"]), doc["revision"], as_of)
+        await _blocking(backend.publisher.materialize, str(doc["_id"]), doc["revision"], as_of)
         event(log, "audience.created", audience_id=str(doc["_id"]), revision=doc["revision"])
         return JSONResponse(render(doc))
 
@@ -172,7 +172,7 @@ def _add_routes(app: FastAPI) -> None:
             audiences.patch, backend.audiences, brand, oid, fields.sent(), _now()
         )
         if moved:
-            backend.publisher.materialize(audience_id, doc["revision"], as_of)
+            await _blocking(backend.publisher.materialize, audience_id, doc["revision"], as_of)
         event(log, "audience.updated", audience_id=audience_id, revision=doc["revision"])
         return JSONResponse(render(doc))
 
@@ -224,7 +224,7 @@ async def _recipients_page(
         return JSONResponse(body, status_code=409)
     if page is None:
         # A cache miss is not an empty audience: ask for a run that is not skipped as fresh.
-        backend.publisher.materialize(audience_id, doc["revision"], iso(_now()))
+        await _blocking(backend.publisher.materialize, audience_id, doc["revision"], iso(_now()))
         event(log, "recipients.cache_miss", audience_id=audience_id, revision=doc["revision"])
         body = {"error": "recipients not cached; a materialization was triggered"}
         return JSONResponse(body, status_code=409)

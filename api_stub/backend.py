@@ -31,7 +31,14 @@ class CeleryPublisher:
     def materialize(self, audience_id: str, revision: int, as_of: str | None = None) -> bool:
         kwargs = {"audience_id": audience_id, "revision": revision, "as_of": as_of}
         try:
-            self._app.send_task("audiences.materialize", kwargs=kwargs, queue=self._queue)
+            self._app.send_task(
+                "audiences.materialize",
+                kwargs=kwargs,
+                queue=self._queue,
+                # A stalled broker must not hold the request for long: the document is
+                # already stored as pending, and refresh_due enqueues it later.
+                retry_policy={"max_retries": 1, "interval_start": 0, "interval_step": 1},
+            )
         except Exception as error:
             # The document is stored as `pending`; the refresh schedule enqueues it later.
             event(log, "publish.failed", logging.WARNING, audience_id=audience_id, error=error)

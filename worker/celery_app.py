@@ -35,7 +35,12 @@ def _configure(sender: Celery, **_: Any) -> None:
         task_soft_time_limit=settings.task_soft_time_limit_s,
         task_time_limit=settings.task_time_limit_s,
         # Redis redelivers an unacknowledged task after this; it must outlast the longest run.
-        broker_transport_options={"visibility_timeout": settings.task_time_limit_s + 600},
+        broker_transport_options={
+            "visibility_timeout": settings.task_time_limit_s + 600,
+            # A broker that stops answering fails a publish in seconds, not never.
+            "socket_timeout": 5,
+            "socket_connect_timeout": 5,
+        },
         task_default_queue=settings.queue,
         task_routes={
             name: {"queue": settings.queue} for name in ("audiences.*", "passports.*", "wallets.*")

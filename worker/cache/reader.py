@@ -1,7 +1,8 @@
 """Reading a published result page by page, the way the campaign stack does.
 
-The meta hash marks a published result: an audience whose result is empty has a meta hash and
-no recipient set (Redis keeps no empty sets). No meta hash means a cache miss.
+The meta hash marks a published result and says how many recipients it has: an audience whose
+result is empty has a meta hash and no recipient set (Redis keeps no empty sets). No meta
+hash, or no set where the meta hash counts recipients (an eviction), is a cache miss.
 
 Pages hold at most `count` recipients. They are cut from SSCAN batches of a fixed size: a
 published set never changes (a new result replaces the whole key), so the same SSCAN position
@@ -52,10 +53,12 @@ def read_page(redis: Redis, prefix: str, audience_id: str, cursor: str, count: i
     page: list[str] = []
     while True:
         pipe = redis.pipeline(transaction=True)
-        pipe.hmget(keys.meta, ["revision", "seq"])
+        pipe.hmget(keys.meta, ["revision", "seq", "recipients"])
+        pipe.exists(keys.recipients)
         pipe.sscan(keys.recipients, at.scan, count=SCAN_BATCH)
-        (revision, seq), (next_scan, members) = pipe.execute()
-        if revision is None:
+        (revision, seq, expected), present, (next_scan, members) = pipe.execute()
+        # No meta, or a set that the meta says is not empty but is gone (evicted): a miss.
+        if revision is None or (not present and expected not in (None, "0")):
             return None
         if at.seq is not None and at.seq != seq:
             raise ResultChanged(audience_id)

@@ -174,7 +174,8 @@ def _run(ctx: Context, request: Request, claimed: Claimed) -> Outcome:
             "durationMs": duration_ms,
             "finishedAtMs": _epoch_ms(),
         }
-        published = builder.publish(_meta(result), claimed.seq, ctx.settings.cache_ttl_s)
+        meta = _meta(result, recipients)
+        published = builder.publish(meta, claimed.seq, ctx.settings.cache_ttl_s)
     finally:
         builder.discard()
     status = _write_back(ctx, request.audience_id, claimed, result) if published else "outrun"
@@ -216,9 +217,10 @@ def _collect(
     return count_nft, count_nft
 
 
-def _meta(result: dict[str, Any]) -> dict[str, Any]:
+def _meta(result: dict[str, Any], recipients: int) -> dict[str, Any]:
     keys = ("revision", "evaluatedAt", "countNFT", "countOwner")
-    return {key: result[key] for key in keys} | {"evaluatedAt": iso(result["evaluatedAt"])}
+    fields = {key: result[key] for key in keys}
+    return fields | {"evaluatedAt": iso(result["evaluatedAt"]), "recipients": recipients}
 
 
 def _write_back(
