@@ -998,3 +998,22 @@ def test_out_of_range_as_of_is_a_query_400(api: Api, as_of: str) -> None:
 def test_garbage_paths_never_give_a_500(api: Api, method: str, path: str) -> None:
     response = api.call(method, path, content=b"{}")
     assert 400 <= response.status_code < 500, response.text
+
+
+@pytest.mark.parametrize(
+    ("body", "param"),
+    [
+        ({"name": "\u200b"}, "name"),
+        ({"name": "a\u0000b"}, "name"),
+        ({"name": "n", "tags": ["a\u0007"]}, "tags"),
+        (
+            {"name": "n", "tagRule": "tokenIds", "tokenIds": {"type": "Buffer", "data": [0]}},
+            "tokenIds",
+        ),
+    ],
+)
+def test_invisible_names_and_control_characters_are_refused(
+    api: Api, body: dict[str, Any], param: str
+) -> None:
+    assert_rejected(api.create(body), param)
+    assert_nothing_stored(api)

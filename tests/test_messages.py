@@ -102,3 +102,12 @@ def test_change_messages_are_checked_with_the_audience_field_rules() -> None:
     for bad_addresses in [None, [1], [""], {"$ne": 1}]:
         with pytest.raises(InvalidMessage):
             wallets_changed(bad_addresses)
+
+
+def test_a_change_may_name_more_ids_than_an_audience_holds() -> None:
+    assert len(passports_changed("b", [str(n) for n in range(25_000)]).token_ids) == 25_000
+    assert wallets_changed(["0xA"] * 20_001).addresses == ["0xa"] * 20_001
+    with pytest.raises(InvalidMessage, match="split it"):
+        passports_changed("b", ["1"] * 1_000_001)
+    with pytest.raises(InvalidMessage):
+        passports_changed("b", ["1"] * 15_000 + [""])

@@ -15,9 +15,11 @@ from bson.errors import InvalidId
 from pydantic import BaseModel, ConfigDict, StrictStr, ValidationError
 
 from worker import instants
-from worker.audience.fields import StringList, TokenIdList
+from worker.audience.fields import MAX_ITEMS, StringList, TokenIdList
 from worker.errors import InvalidMessage
 from worker.materialize.run import Request
+
+MAX_CHANGE_ITEMS = 1_000_000
 
 
 def bind(names: tuple[str, ...], required: int, args: Any, kwargs: Any) -> dict[str, Any]:
@@ -64,13 +66,29 @@ class WalletsChanged(BaseModel):
 
 def passports_changed(*args: Any, **kwargs: Any) -> PassportsChanged:
     bound = bind(("brand_id", "token_ids"), 2, args, kwargs)
-    return _model(PassportsChanged, bound)
+    slices = [
+        _model(PassportsChanged, {**bound, "token_ids": part})
+        for part in _slices(bound["token_ids"])
+    ]
+    token_ids = [token for part in slices for token in part.token_ids]
+    # Each slice is checked; the whole is only put together.
+    return PassportsChanged.model_construct(brand_id=slices[0].brand_id, token_ids=token_ids)
 
 
 def wallets_changed(*args: Any, **kwargs: Any) -> WalletsChanged:
     bound = bind(("addresses",), 1, args, kwargs)
-    changed = _model(WalletsChanged, bound)
-    return WalletsChanged(addresses=[address.lower() for address in changed.addresses])
+    slices = [_model(WalletsChanged, {"addresses": part}) for part in _slices(bound["addresses"])]
+    addresses = [a.lower() for part in slices for a in part.addresses]
+    return WalletsChanged.model_construct(addresses=addresses)
+
+
+def _slices(value: Any) -> list[Any]:
+    """A change may name more ids than an audience may hold: check it a slice at a time."""
+    if not isinstance(value, list) or len(value) <= MAX_ITEMS:
+        return [value]
+    if len(value) > MAX_CHANGE_ITEMS:
+        raise InvalidMessage(f"a change may name at most {MAX_CHANGE_ITEMS} ids; split it")
+    return [value[start : start + MAX_ITEMS] for start in range(0, len(value), MAX_ITEMS)]
 
 
 def no_arguments(*args: Any, **kwargs: Any) -> None:

@@ -7,6 +7,7 @@ comma-separated string or as a serialized Node.js Buffer become a list of string
 
 from __future__ import annotations
 
+import unicodedata
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -78,10 +79,21 @@ def _clean_items(items: list[Any], *, allow_int: bool = False) -> list[str]:
         item = item.strip()
         if not item:
             raise _problem("empty_item", "items must not be empty")
+        if _has_control(item):
+            raise _problem("control_item", "items must not hold control characters")
         if len(item) > MAX_ITEM_CHARS:
             raise _problem("long_item", f"items must be at most {MAX_ITEM_CHARS} characters")
         cleaned.append(item)
     return cleaned
+
+
+def _has_control(text: str) -> bool:
+    return any(unicodedata.category(char) == "Cc" for char in text)
+
+
+def _visible(text: str) -> bool:
+    """At least one character that is neither white space, a separator nor a format mark."""
+    return any(unicodedata.category(char)[0] not in "ZC" for char in text)
 
 
 def _split(text: str, separator: str) -> list[str]:
@@ -139,6 +151,8 @@ def _name(value: Any) -> str:
     value = value.strip()
     if not 1 <= len(value) <= MAX_NAME_CHARS:
         raise _problem("bad_length", f"must be 1 to {MAX_NAME_CHARS} characters after trimming")
+    if _has_control(value) or not _visible(value):
+        raise _problem("bad_text", "must hold visible text and no control characters")
     return value
 
 

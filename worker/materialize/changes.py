@@ -23,6 +23,8 @@ PASSPORT_FIELDS = {"_id": 0, "tokenId": 1, "tags": 1, "productId": 1, "owner": 1
 
 def after_passports(ctx: Context, brand_id: str, token_ids: list[str]) -> list[tuple[str, int]]:
     changed = sorted(set(token_ids))
+    if not changed:
+        return []
     now = _current_passports(ctx, brand_id, changed)
     owners = sorted({owner for p in now if (owner := real_owner(p.get("owner")))})
     affected = []
@@ -61,7 +63,7 @@ def _was_member(ctx: Context, audience_id: str, token_ids: list[str], owners: li
 
 
 def after_wallets(ctx: Context, addresses: list[str]) -> list[tuple[str, int]]:
-    held = _passports_held(ctx, addresses)
+    held = _passports_held(ctx, addresses) if addresses else {}
     if not held:
         return []
     profiles = wallets.profiles(ctx.stores.wallets, set(addresses), ctx.settings.in_chunk_size)
