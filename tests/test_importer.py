@@ -70,3 +70,28 @@ def test_a_line_out_of_format_is_reported_with_its_number(ctx: Context, tmp_path
         out.write('{"brandId": "b", "tokenId": 7}\n')
     with pytest.raises(ImportLineError, match=r"passports\.jsonl line 4"):
         import_files(ctx.stores, passports, wallets)
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ('{"brandId": "b", "tokenId": 7}', "must be strings"),
+        ('{"brandId": "b"}', "missing 'tokenId'"),
+        ('{"brandId": "b", "tokenId": "7", "owner": 5}', "owner must be"),
+        ('{"brandId": "b", "tokenId": "7", "tags": "x"}', "tags must be"),
+        ('{"brandId": "b", "tokenId": "7", "tags": [1, null]}', "tags must be"),
+        ('{"brandId": "b", "tokenId": "7", "productId": 7}', "productId must be"),
+        ("[1, 2]", "JSON object"),
+    ],
+)
+def test_each_bad_line_is_named_with_its_reason(
+    ctx: Context, tmp_path: Path, line: str, message: str
+) -> None:
+    passports, wallets = _files(tmp_path, [], "France")
+    with passports.open("a") as out:
+        out.write(line + "\n")
+    with pytest.raises(ImportLineError, match=message):
+        import_files(ctx.stores, passports, wallets)
+    # Refused whole: not even the good lines before it were written.
+    assert ctx.stores.passports.count_documents({}) == 0
+    assert ctx.stores.wallets.count_documents({}) == 0

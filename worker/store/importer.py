@@ -38,6 +38,10 @@ class ImportCounts:
 def import_files(
     stores: Stores, passports: Path, wallets: Path, progress: Progress | None = None
 ) -> ImportCounts:
+    # A first pass checks every line, so a bad file is refused whole before anything is written.
+    for path, parse in ((wallets, _wallet), (passports, _passport)):
+        for _ in _records(path, parse):
+            pass
     ensure_indexes(stores)
     on = progress or (lambda _: None)
     n_wallets = _load(stores.wallets, _records(wallets, _wallet), _wallet_key, on)
@@ -106,8 +110,13 @@ def _records(path: Path, parse: Callable[[Record], Record]) -> Iterator[Record]:
             if not line.strip():
                 continue
             try:
-                yield parse(json.loads(line))
-            except (ValueError, KeyError, TypeError, AttributeError) as error:
+                row = json.loads(line)
+                if not isinstance(row, dict):
+                    raise ValueError("a line must be a JSON object")
+                yield parse(row)
+            except KeyError as error:
+                raise ImportLineError(f"{path.name} line {number}: missing {error}") from None
+            except (ValueError, TypeError, AttributeError) as error:
                 raise ImportLineError(f"{path.name} line {number}: {error}") from None
 
 
@@ -115,20 +124,30 @@ def _passport(row: Record) -> Record:
     brand, token = row["brandId"], row["tokenId"]
     if not isinstance(brand, str) or not isinstance(token, str):
         raise ValueError("brandId and tokenId must be strings")
-    owner = row.get("owner")
+    owner, product, tags = row.get("owner"), row.get("productId"), row.get("tags") or []
+    if owner is not None and not isinstance(owner, str):
+        raise ValueError("owner must be a string or null")
+    if product is not None and not isinstance(product, str):
+        raise ValueError("productId must be a string or null")
+    if not isinstance(tags, list) or not all(isinstance(tag, str) for tag in tags):
+        raise ValueError("tags must be an array of strings")
     return {
         "brandId": brand,
         "tokenId": token,
-        "productId": row.get("productId"),
-        "tags": list(row.get("tags") or []),
-        "owner": owner.lower() if isinstance(owner, str) else None,
+        "productId": product,
+        "tags": tags,
+        "owner": owner.lower() if owner else None,
     }
 
 
 def _wallet(row: Record) -> Record:
-    last_active = row.get("lastActiveAt")
+    address, last_active = row["address"], row.get("lastActiveAt")
+    if not isinstance(address, str) or not address:
+        raise ValueError("address must be a non-empty string")
+    if row.get("country") is not None and not isinstance(row.get("country"), str):
+        raise ValueError("country must be a string or null")
     return {
-        "_id": row["address"].lower(),
+        "_id": address.lower(),
         "custodial": bool(row.get("custodial")),
         "country": row.get("country"),
         "lastActiveAt": instants.parse(last_active) if last_active else None,
