@@ -72,7 +72,11 @@ def live(
     finally:
         group.stop()
         cache = redis.Redis.from_url(redis_url)
-        stale = list(cache.scan_iter(f"{env['KEY_PREFIX']}:*"))
+        # The product's keys, and the broker's own keys for this test's queue.
+        stale = [
+            *cache.scan_iter(f"{env['KEY_PREFIX']}:*"),
+            *cache.scan_iter(f"*{env['QUEUE']}*"),
+        ]
         if stale:
             cache.unlink(*stale)
 

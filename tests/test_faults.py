@@ -309,9 +309,9 @@ def test_the_store_away_for_a_while(
         asked_again = log.count("materialize.asked_again")
         assert retries >= 1 and gave_up >= 1 and asked_again >= 1, "no retry policy at work"
         figure(
-            f"store away {STORE_OUTAGE_S:.0f} s: last good set readable throughout; "
-            f"{retries} retries, {gave_up} give-ups, {asked_again} requests put back while "
-            f"away; the change materialized {recovered:.1f} s after the store answered again"
+            f"store away {STORE_OUTAGE_S:.0f} s: last good set readable throughout; while away "
+            f"retried {retries}x, gave up {gave_up}x, put the request back {asked_again}x; the "
+            f"change materialized {recovered:.1f} s after the store answered again"
         )
     finally:
         cluster.stop()
