@@ -348,6 +348,7 @@ def test_two_beat_processes_at_once(
         cluster.start_beat()
     runs = [d["materialization"]["claimSeq"] for d in cluster.states(due).values()]
     figure(
-        f"two beat processes: {len(due)} due audiences, {sum(runs)} runs, most per one {max(runs)}"
+        f"two beat processes: {len(due)} due audiences, {sum(runs)} runs, "
+        f"at most {max(runs)} per audience"
     )
     assert runs == [1] * len(due)
