@@ -53,6 +53,9 @@ def live(
     flower_port = free_port()
     flower_env = {**env, "FLOWER_UNAUTHENTICATED_API": "true"}
     group.start("flower", [*celery, "flower", f"--port={flower_port}"], flower_env)
+    metrics_port = free_port()
+    metrics = ["audience-worker", "metrics", "--port", str(metrics_port), "--host", "127.0.0.1"]
+    group.start("metrics", [str(Path(sys.executable).with_name(metrics[0])), *metrics[1:]], env)
     url = f"http://127.0.0.1:{port}"
     try:
         group.wait_until("the API", lambda: _answers(url), timeout_s=60)
@@ -60,7 +63,10 @@ def live(
         group.wait_until("Flower", lambda: _flower_answers(flower), timeout_s=60)
         client: MongoClient[dict[str, Any]] = MongoClient(mongo_url)
         documents = client[real_db][env["AUDIENCES_COLLECTION"]]
+        metrics_url = f"http://127.0.0.1:{metrics_port}/metrics"
+        group.wait_until("metrics", lambda: _flower_answers_url(metrics_url), timeout_s=30)
         yield {
+            "metrics": metrics_url,
             "env": env,
             "url": url,
             "flower": flower,
@@ -89,8 +95,12 @@ def _answers(url: str) -> bool:
 
 
 def _flower_answers(url: str) -> bool:
+    return _flower_answers_url(f"{url}/api/workers")
+
+
+def _flower_answers_url(url: str) -> bool:
     try:
-        return httpx.get(f"{url}/api/workers", timeout=2).status_code == 200
+        return httpx.get(url, timeout=2).status_code == 200
     except httpx.HTTPError:
         return False
 
@@ -341,3 +351,21 @@ def test_a_node_producer_using_celery_node_gets_an_audience_materialized(
         settled = _settled(http, audience_id, 1, live)
     assert settled["materialization"]["state"] == "ready"
     assert (settled["countNFT"], settled["countOwner"]) == (1631, 1078)
+
+
+def test_prometheus_reads_states_runs_and_backlog_over_http(live: dict[str, Any]) -> None:
+    with _client(live, "poap-devcon") as http:
+        body = {"name": "for metrics", "tagRule": "productIds", "productIds": "67378"}
+        audience_id = http.post("/audience/create", json=body).json()["_id"]
+        _settled(http, audience_id, 1, live)
+    text = httpx.get(live["metrics"], timeout=10).text
+    samples = {
+        line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line and not line.startswith("#")
+    }
+    assert samples['audience_worker_audiences{state="ready"}'] >= 1
+    assert samples['audience_worker_runs_total{status="done"}'] >= 1
+    assert samples["audience_worker_run_duration_seconds_count"] >= 1
+    assert "audience_worker_queue_backlog" in samples
+    assert "audience_worker_oldest_result_age_seconds" in samples
