@@ -89,9 +89,10 @@ DEMO_AUDIENCES: list[Audience] = [
     (
         "poap-devcon",
         {
-            "name": "Token ids as numbers",
+            "name": "Token ids as numbers, burned ones among them",
             "tagRule": "tokenIds",
-            "tokenIds": [5685504, 5686458, 5686468, 1],
+            # 5685504 and 5686458 belong to the zero address: burned, never counted.
+            "tokenIds": [5730384, 5730386, 5730390, 5685504, 5686458],
         },
     ),
 ]
