@@ -106,7 +106,7 @@ def give_up(ctx: Context, audience_id: ObjectId, error: BaseException) -> None:
 
 def _backoff_ms(settings: Settings, failures: int) -> int:
     ceiling = min(settings.retry_max_s, settings.retry_base_s * 2 ** min(failures, 30))
-    # Full jitter over the upper half keeps many failed audiences from retrying in step.
+    # Jitter within the upper half keeps many failed audiences from retrying in step.
     return int(ceiling * 1000 * random.uniform(0.5, 1.0))
 
 
