@@ -21,7 +21,7 @@ REAL_DATA_AS_OF = "2022-10-20T00:00:00Z"
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="audience-worker", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
-    for add in (_demo, _import, _materialize, _refresh, _metrics, _status):
+    for add in (_demo, _import, _materialize, _refresh, _metrics, _status, _bench):
         add(commands)
     return parser
 
@@ -109,6 +109,23 @@ def _status(commands: Any) -> None:
     status.add_argument("--limit", type=int, default=100, help="at most this many rows")
 
 
+def _bench(commands: Any) -> None:
+    bench = commands.add_parser(
+        "bench",
+        help="benchmark materialization against the floor of its I/O",
+        description="Generate a synthetic brand of each size, load it, materialize a fixed "
+        "set of audiences, and measure the floor (the same reads and writes done raw). "
+        "Uses MONGO_URL and REDIS_URL when set, else starts local servers.",
+    )
+    bench.add_argument(
+        "--sizes",
+        default="100000",
+        type=lambda text: [int(part) for part in text.split(",")],
+        help="comma-separated passport counts (default: %(default)s)",
+    )
+    bench.add_argument("--out", type=Path, default=None, help="write the table here (markdown)")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logs.configure("WARNING")
@@ -143,6 +160,11 @@ def _dispatch(args: argparse.Namespace) -> int:
         return operate.refresh_now()
     if args.command == "metrics":
         return operate.serve_metrics(args.host, args.port)
+    if args.command == "bench":
+        from worker.bench import runner
+
+        runner.run(args.sizes, args.out)
+        return 0
     if args.command == "status":
         return operate.status(args.brand, args.limit)
     return 2

@@ -38,7 +38,7 @@ def matches(
     """Yield the audience's members at `as_of`, a batch of passports at a time."""
     owner_rule = rule.owner_rule(as_of)
     decided: dict[str, bool] = {}
-    for batch in _passport_batches(stores, rule, limits):
+    for batch in passport_batches(stores, rule, limits):
         stats.store_round_trips += 1
         stats.passports_read += len(batch)
         found = _passport_matches(rule, batch)
@@ -48,7 +48,7 @@ def matches(
         yield found
 
 
-def _passport_batches(stores: Stores, rule: Rule, limits: ScanLimits) -> Iterator[list[Any]]:
+def passport_batches(stores: Stores, rule: Rule, limits: ScanLimits) -> Iterator[list[Any]]:
     if rule.tag_rule == "tokenIds":
         return passports.by_token_ids(
             stores.passports, rule.brand_id, rule.token_ids, limits.in_chunk_size

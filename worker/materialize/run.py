@@ -62,6 +62,9 @@ class Outcome:
     count_owner: int | None = None
     recipients: int | None = None
     duration_ms: int | None = None
+    passports_read: int = 0
+    store_round_trips: int = 0
+    redis_round_trips: int = 0
 
 
 @dataclass
@@ -192,7 +195,17 @@ def _run(ctx: Context, request: Request, claimed: Claimed) -> Outcome:
         store_round_trips=stats.store_round_trips,
         redis_round_trips=builder.round_trips,
     )
-    return Outcome(status, claimed.revision, count_nft, count_owner, recipients, duration_ms)
+    return Outcome(
+        status,
+        claimed.revision,
+        count_nft,
+        count_owner,
+        recipients,
+        duration_ms,
+        stats.passports_read,
+        stats.store_round_trips,
+        builder.round_trips,
+    )
 
 
 def _collect(
