@@ -18,6 +18,8 @@ from worker.cache.keys import AudienceKeys
 from worker.materialize.run import Context
 from worker.store import wallets
 
+# (audience id, revision), the changed token ids, the owners concerned.
+Candidate = tuple[tuple[str, int], list[str], list[str]]
 PASSPORT_FIELDS = {"_id": 0, "tokenId": 1, "tags": 1, "productId": 1, "owner": 1}
 
 
@@ -26,19 +28,19 @@ def after_passports(ctx: Context, brand_id: str, token_ids: list[str]) -> list[t
     if not changed:
         return []
     now = _current_passports(ctx, brand_id, changed)
-    owners = sorted({owner for p in now if (owner := real_owner(p.get("owner")))})
-    affected = []
+    owners = _owners(now)
+    hits: list[tuple[str, int]] = []
+    maybe: list[Candidate] = []
     for doc in ctx.stores.audiences.find({"brandId": brand_id}):
-        rule = Rule.from_document(doc)
+        rule, entry = Rule.from_document(doc), (str(doc["_id"]), doc["revision"])
         if rule.tag_rule == "tokenIds":
-            hit = not rule.token_ids.isdisjoint(changed)
+            if not rule.token_ids.isdisjoint(changed):
+                hits.append(entry)
+        elif any(rule.passport_admits(p) for p in now):
+            hits.append(entry)
         else:
-            hit = any(rule.passport_admits(p) for p in now) or _was_member(
-                ctx, str(doc["_id"]), changed, owners
-            )
-        if hit:
-            affected.append((str(doc["_id"]), doc["revision"]))
-    return affected
+            maybe.append((entry, changed, owners))
+    return hits + _were_members(ctx, maybe)
 
 
 def _current_passports(ctx: Context, brand_id: str, token_ids: list[str]) -> list[dict[str, Any]]:
@@ -50,16 +52,26 @@ def _current_passports(ctx: Context, brand_id: str, token_ids: list[str]) -> lis
     return found
 
 
-def _was_member(ctx: Context, audience_id: str, token_ids: list[str], owners: list[str]) -> bool:
-    keys = AudienceKeys.published(ctx.settings.key_prefix, audience_id)
+def _owners(passports: list[dict[str, Any]]) -> list[str]:
+    return sorted({owner for p in passports if (owner := real_owner(p.get("owner")))})
+
+
+def _were_members(ctx: Context, candidates: list[Candidate]) -> list[tuple[str, int]]:
+    """The candidates with no cached result, or whose cached result holds one of their
+    tokens or owners: asked of Redis in one pipelined round trip for all of them."""
     pipe = ctx.redis.pipeline(transaction=False)
-    pipe.exists(keys.meta)
-    if token_ids:
-        pipe.smismember(keys.recipients, token_ids)
-    if owners:
-        pipe.smismember(keys.owners, owners)
-    cached, *memberships = pipe.execute()
-    return not cached or any(any(flags) for flags in memberships)
+    for (audience_id, _), token_ids, owners in candidates:
+        keys = AudienceKeys.published(ctx.settings.key_prefix, audience_id)
+        pipe.exists(keys.meta)
+        pipe.smismember(keys.recipients, token_ids or [""])
+        pipe.smismember(keys.owners, owners or [""])
+    answers = pipe.execute() if candidates else []
+    found = []
+    for n, (entry, _, _) in enumerate(candidates):
+        cached, tokens, holders = answers[3 * n : 3 * n + 3]
+        if not cached or any(tokens) or any(holders):
+            found.append(entry)
+    return found
 
 
 def after_wallets(ctx: Context, addresses: list[str]) -> list[tuple[str, int]]:
@@ -67,24 +79,26 @@ def after_wallets(ctx: Context, addresses: list[str]) -> list[tuple[str, int]]:
     if not held:
         return []
     profiles = wallets.profiles(ctx.stores.wallets, set(addresses), ctx.settings.in_chunk_size)
+    owners = {brand: _owners(mine) for brand, mine in held.items()}
     now = datetime.now(UTC)
-    affected = []
+    hits: list[tuple[str, int]] = []
+    maybe: list[Candidate] = []
     for doc in ctx.stores.audiences.find({"brandId": {"$in": sorted(held)}}):
-        rule = Rule.from_document(doc)
+        rule, entry = Rule.from_document(doc), (str(doc["_id"]), doc["revision"])
         owner_rule = rule.owner_rule(now)
         # An audience whose owner rule admits every wallet cannot be moved by a wallet change.
         if owner_rule.is_open:
             continue
-        mine = held[rule.brand_id]
-        owners = sorted({owner for p in mine if (owner := real_owner(p.get("owner")))})
         eligible = any(
             rule.passport_admits(p)
             and owner_rule.admits(profiles.get(real_owner(p["owner"]) or ""))
-            for p in mine
+            for p in held[rule.brand_id]
         )
-        if eligible or _was_member(ctx, str(doc["_id"]), [], owners):
-            affected.append((str(doc["_id"]), doc["revision"]))
-    return affected
+        if eligible:
+            hits.append(entry)
+        else:
+            maybe.append((entry, [], owners[rule.brand_id]))
+    return hits + _were_members(ctx, maybe)
 
 
 def _passports_held(ctx: Context, addresses: Iterable[str]) -> dict[str, list[dict[str, Any]]]:
