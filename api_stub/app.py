@@ -28,6 +28,7 @@ from api_stub.limits import BodyLimit
 from worker import instants
 from worker.audience.fields import AudienceCreate, AudiencePatch
 from worker.cache import reader
+from worker.cache.debounce import first_in_window
 from worker.cache.result import drop
 from worker.errors import AudienceNotFound, FieldProblem, InvalidInput, UpdateConflict
 from worker.instants import iso
@@ -223,8 +224,12 @@ async def _recipients_page(
         body = {"error": "recipients changed since this cursor was issued; start again at 0"}
         return JSONResponse(body, status_code=409)
     if page is None:
-        # A cache miss is not an empty audience: ask for a run that is not skipped as fresh.
-        await _blocking(backend.publisher.materialize, audience_id, doc["revision"], iso(_now()))
+        # A cache miss is not an empty audience: ask for a run that is not skipped as fresh,
+        # once per debounce window however many readers miss at the same time.
+        window_ms = backend.settings.debounce_s * 1000
+        if await _blocking(first_in_window, backend.redis, prefix, audience_id, window_ms):
+            as_of = iso(_now())
+            await _blocking(backend.publisher.materialize, audience_id, doc["revision"], as_of)
         event(log, "recipients.cache_miss", audience_id=audience_id, revision=doc["revision"])
         body = {"error": "recipients not cached; a materialization was triggered"}
         return JSONResponse(body, status_code=409)

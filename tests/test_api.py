@@ -899,6 +899,9 @@ def test_a_cache_miss_is_a_409_that_triggers_a_run(api: Api) -> None:
     # A run asked for with an instant is never skipped as fresh.
     assert as_of is not None
     instant(as_of)
+    # More readers missing within the debounce window ask for no further run.
+    assert api.recipients(doc["_id"]).status_code == 409
+    assert len(api.publisher.calls) == 2
 
 
 def test_delete_removes_the_document_and_its_redis_keys(api: Api) -> None:
