@@ -17,17 +17,32 @@ from worker.errors import InvalidMessage
 from worker.materialize import refresh
 from worker.materialize.run import Context, materialize
 from worker.resources import context
-from worker.settings import get_settings
+from worker.settings import Settings, get_settings
+from worker.store.importer import import_files
+from worker.store.mongo import connect, stores
 
 # Piped output gets room for whole rows rather than the 80 columns of a dumb terminal.
 console = Console(width=None if sys.stdout.isatty() else 200)
 
 
 def import_data(data_dir: Path) -> int:
-    from worker.embedded.demo import import_with_progress
-
     import_with_progress(get_settings(), data_dir)
     return 0
+
+
+def import_with_progress(settings: Settings, data_dir: Path) -> None:
+    passports, wallets = data_dir / "passports.jsonl", data_dir / "wallets.jsonl"
+    total = sum(1 for _ in passports.open()) + sum(1 for _ in wallets.open())
+    client = connect(settings)
+    try:
+        with Progress(console=console) as progress:
+            task = progress.add_task("importing passports and wallets", total=total)
+            counts = import_files(
+                stores(client, settings), passports, wallets, lambda n: progress.advance(task, n)
+            )
+    finally:
+        client.close()
+    console.print(f"imported {counts.passports} passports and {counts.wallets} wallets")
 
 
 def materialize_one(audience_id: str, as_of: str | None) -> int:

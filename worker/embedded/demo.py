@@ -16,15 +16,13 @@ from typing import Any
 
 import httpx
 from rich.console import Console
-from rich.progress import Progress
 from rich.table import Table
 
+from worker.cli.operate import import_with_progress
 from worker.embedded.audiences import DEMO_AUDIENCES, describe
 from worker.embedded.processes import Group, StartFailed, free_port
 from worker.embedded.servers import start_cache, start_store
 from worker.settings import Settings
-from worker.store.importer import import_files
-from worker.store.mongo import connect, stores
 
 # Piped output gets room for the whole table rather than the 80 columns of a dumb terminal.
 console = Console(width=None if sys.stdout.isatty() else 160)
@@ -81,21 +79,6 @@ def _start(group: Group, data_dir: Path) -> tuple[str, dict[str, str]]:
     with console.status("starting the worker and the API"):
         group.wait_until("the API", lambda: _api_answers(api_url))
     return api_url, keys
-
-
-def import_with_progress(settings: Settings, data_dir: Path) -> None:
-    passports, wallets = data_dir / "passports.jsonl", data_dir / "wallets.jsonl"
-    total = sum(1 for _ in passports.open()) + sum(1 for _ in wallets.open())
-    client = connect(settings)
-    try:
-        with Progress(console=console) as progress:
-            task = progress.add_task("importing passports and wallets", total=total)
-            counts = import_files(
-                stores(client, settings), passports, wallets, lambda n: progress.advance(task, n)
-            )
-    finally:
-        client.close()
-    console.print(f"imported {counts.passports} passports and {counts.wallets} wallets")
 
 
 def _api_answers(api_url: str) -> bool:
