@@ -113,7 +113,9 @@ class Rule:
         has one product id, so the chunks' matches are disjoint); a longer tag list is left
         out of the query and decided by `passport_admits` alone. Token ids are the caller's.
         """
-        query: dict[str, Any] = {"brandId": self.brand_id}
+        # `$eq` means the same as a bare value to MongoDB; some MongoDB-speaking servers only
+        # walk the (brandId, tokenId) index for the explicit form.
+        query: dict[str, Any] = {"brandId": {"$eq": self.brand_id}}
         if self.tag_rule == "productIds":
             ordered = sorted(self.product_ids)
             for start in range(0, len(ordered), max_in):

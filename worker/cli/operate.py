@@ -56,7 +56,7 @@ def materialize_one(audience_id: str, as_of: str | None) -> int:
     if doc is None:
         console.print(f"[red]no audience {audience_id}[/red]")
         return 1
-    total = ctx.stores.passports.count_documents({"brandId": doc["brandId"]})
+    total = ctx.stores.passports.count_documents({"brandId": {"$eq": doc["brandId"]}})
     with Progress(console=console) as progress:
         bar = progress.add_task("passports read", total=total or None)
         watched = Context(

@@ -93,7 +93,7 @@ def _passport_key(collection: Collection[Any], records: list[Record]) -> dict[An
     found: dict[Any, Record] = {}
     for brand in {record["brandId"] for record in records}:
         tokens = [record["tokenId"] for record in records if record["brandId"] == brand]
-        query = {"brandId": brand, "tokenId": {"$in": tokens}}
+        query = {"brandId": {"$eq": brand}, "tokenId": {"$in": tokens}}
         for stored in collection.find(query):
             found[(stored["brandId"], stored["tokenId"])] = stored
     return found

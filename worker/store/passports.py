@@ -44,7 +44,7 @@ def by_token_ids(
     ordered = sorted(set(token_ids))
     for start in range(0, len(ordered), chunk_size):
         chunk = ordered[start : start + chunk_size]
-        query = {"brandId": brand_id, "tokenId": {"$in": chunk}, "owner": HAS_OWNER}
+        query = {"brandId": {"$eq": brand_id}, "tokenId": {"$in": chunk}, "owner": HAS_OWNER}
         batch = list(passports.find(query, PROJECTION))
         if batch:
             yield batch
