@@ -46,6 +46,27 @@ class OwnerRule:
         no_activity_rule = self.active_since is None or self.activity == "all"
         return self.custodial == "all" and not self.countries and no_activity_rule
 
+    @property
+    def rejects_missing(self) -> bool:
+        """True when an owner with no profile is out, so only stored profiles can qualify:
+        the condition for reading the matching wallets first."""
+        return not self.admits(None)
+
+    def wallet_filter(self, max_in: int) -> dict[str, Any]:
+        """A MongoDB filter on the wallets that every admitted profile passes.
+
+        It only narrows: `admits` still decides each wallet it returns. A country list longer
+        than `max_in` is left to `admits` alone.
+        """
+        query: dict[str, Any] = {}
+        if self.custodial == "yes":
+            query["custodial"] = {"$eq": True}
+        if 0 < len(self.countries) <= max_in:
+            query["country"] = {"$in": sorted(self.countries)}
+        if self.activity == "active" and self.active_since is not None:
+            query["lastActiveAt"] = {"$gte": self.active_since}
+        return query
+
     def admits(self, profile: WalletProfile | None) -> bool:
         profile = profile or {}
         custodial = profile.get("custodial") is True
@@ -53,7 +74,9 @@ class OwnerRule:
             return False
         if self.custodial == "no" and custodial:
             return False
-        if self.countries and profile.get("country") not in self.countries:
+        country = profile.get("country")
+        # Only a country string can equal one of them (a stray list would not even hash).
+        if self.countries and not (isinstance(country, str) and country in self.countries):
             return False
         return self._activity_admits(profile.get("lastActiveAt"))
 

@@ -1,8 +1,9 @@
-"""Reading wallet profiles by address, in chunks."""
+"""Reading wallet profiles: by address in chunks, or by a filter in bounded pages."""
 
 from __future__ import annotations
 
 from collections.abc import Collection as Sized
+from collections.abc import Iterator
 from typing import Any
 
 from pymongo.collection import Collection
@@ -21,3 +22,26 @@ def profiles(
         for profile in wallets.find({"_id": {"$in": chunk}}, PROJECTION):
             found[profile["_id"]] = profile
     return found
+
+
+def matching(
+    wallets: Collection[Any], query: dict[str, Any], page_size: int
+) -> Iterator[list[dict[str, Any]]]:
+    """Yield the profiles matching `query` in address order, `page_size` at a time."""
+    last: str | None = None
+    while True:
+        bounded = query if last is None else {**query, "_id": {"$gt": last}}
+        page = list(wallets.find(bounded, PROJECTION).sort("_id", 1).limit(page_size))
+        if page:
+            yield page
+        if len(page) < page_size:
+            return
+        last = page[-1]["_id"]
+
+
+def more_than(wallets: Collection[Any], query: dict[str, Any], count: int) -> bool:
+    """Whether more than `count` profiles match; stops reading at the first one past it."""
+    # A skipped find rather than a counting pipeline: both stop early, and some
+    # MongoDB-speaking servers compare dates correctly in find alone.
+    probe = wallets.find(query, {"_id": 1}).skip(count).limit(1)
+    return next(iter(probe), None) is not None
