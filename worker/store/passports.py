@@ -20,14 +20,22 @@ HAS_OWNER = {"$nin": [None, "", ZERO_ADDRESS]}
 
 
 def scan(
-    passports: Collection[Any], query: dict[str, Any], batch_size: int
+    passports: Collection[Any],
+    query: dict[str, Any],
+    batch_size: int,
+    after: str | None = None,
+    upto: str | None = None,
 ) -> Iterator[list[dict[str, Any]]]:
-    """Yield the passports matching `query` in tokenId order, `batch_size` at a time."""
-    last: str | None = None
+    """Yield the passports matching `query` in tokenId order, `batch_size` at a time,
+    with tokenIds above `after` and up to `upto` when they are given."""
+    last = after
     while True:
-        bounded = {**query, "owner": HAS_OWNER}
-        if last is not None:
-            bounded["tokenId"] = {"$gt": last}
+        # An owner condition of the query (an address list) is kept beside the exclusion.
+        bounded = {**query, "owner": {**HAS_OWNER, **query.get("owner", {})}}
+        key_range = {"$gt": last, "$lte": upto}
+        key_range = {op: key for op, key in key_range.items() if key is not None}
+        if key_range:
+            bounded["tokenId"] = key_range
         cursor = passports.find(bounded, PROJECTION).sort("tokenId", 1).limit(batch_size)
         batch = list(cursor)
         if batch:
@@ -44,7 +52,23 @@ def by_token_ids(
     ordered = sorted(set(token_ids))
     for start in range(0, len(ordered), chunk_size):
         chunk = ordered[start : start + chunk_size]
-        query = {"brandId": {"$eq": brand_id}, "tokenId": {"$in": chunk}, "owner": HAS_OWNER}
+        # The chunk's first and last ids bound it, so a store that cannot use the index for
+        # `$in` still reads only that stretch of the brand, not all of it per chunk.
+        keys = {"$in": chunk, "$gte": chunk[0], "$lte": chunk[-1]}
+        query = {"brandId": {"$eq": brand_id}, "tokenId": keys, "owner": HAS_OWNER}
         batch = list(passports.find(query, PROJECTION))
         if batch:
             yield batch
+
+
+def count_up_to(passports: Collection[Any], query: dict[str, Any], limit: int) -> int:
+    """How many passports with a real owner match `query`, counting no further than `limit`."""
+    # $limit before $count stops the walk early, like count_documents(limit=); the pipeline
+    # is spelled out because some MongoDB-speaking servers run count_documents' $group slowly.
+    pipeline: list[dict[str, Any]] = [
+        {"$match": {**query, "owner": HAS_OWNER}},
+        {"$limit": limit},
+        {"$count": "n"},
+    ]
+    counted = list(passports.aggregate(pipeline))
+    return int(counted[0]["n"]) if counted else 0
