@@ -29,7 +29,7 @@ def test_product_ids_are_split_into_disjoint_chunks() -> None:
 
 def test_a_tag_list_longer_than_a_chunk_is_left_to_the_worker() -> None:
     many = [f"t{i}" for i in range(11)]
-    assert list(_rule(tags=many).passport_filters(10)) == [{"brandId": "b"}]
+    assert list(_rule(tags=many).passport_filters(10)) == [{"brandId": {"$eq": "b"}}]
     assert next(iter(_rule(tags=many[:3]).passport_filters(10)))["tags"] == {"$in": many[:3]}
 
 

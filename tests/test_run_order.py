@@ -193,8 +193,8 @@ def test_a_failing_run_keeps_the_last_good_result_and_ends_failed(
     assert "AutoReconnect: store unreachable" in stored["materialization"]["error"]
     assert (stored["countNFT"], stored["countOwner"]) == (1, 1)
     assert ctx.redis.smembers(keys.recipients) == {"1"}
-    # Nothing of the failed runs is left in Redis but the published result (and the totals).
-    left = set(ctx.redis.scan_iter(f"{ctx.settings.key_prefix}:*")) - {
-        f"{ctx.settings.key_prefix}:metrics"
-    }
-    assert left == set(keys.all())
+    # Nothing of the failed runs is left in Redis but the published result, the figures of
+    # the last good run, and the totals.
+    prefix = ctx.settings.key_prefix
+    left = set(ctx.redis.scan_iter(f"{prefix}:*")) - {f"{prefix}:metrics"}
+    assert left == {*keys.all(), AudienceKeys.last_run(prefix, str(doc["_id"]))}

@@ -45,7 +45,10 @@ def _configure(sender: Celery, **_: Any) -> None:
         task_routes={
             name: {"queue": settings.queue} for name in ("audiences.*", "passports.*", "wallets.*")
         },
-        task_annotations={"audiences.materialize": {"max_retries": settings.max_failures}},
+        task_annotations={
+            name: {"max_retries": settings.max_failures}
+            for name in ("audiences.materialize", "audiences.materialize_part")
+        },
         beat_schedule={
             "refresh-due": {
                 "task": "audiences.refresh_due",

@@ -12,11 +12,12 @@ from typing import Any
 
 from bson import ObjectId
 from bson.errors import InvalidId
-from pydantic import BaseModel, ConfigDict, StrictStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, ValidationError
 
 from worker import instants
 from worker.audience.fields import MAX_ITEMS, StringList, TokenIdList
 from worker.errors import InvalidMessage
+from worker.materialize.partition import Part
 from worker.materialize.run import Request
 
 MAX_CHANGE_ITEMS = 1_000_000
@@ -49,6 +50,52 @@ def materialize_request(*args: Any, **kwargs: Any) -> Request:
         _revision(bound.get("revision")),
         _instant(bound.get("as_of")),
     )
+
+
+PART_ARGUMENTS = ("audience_id", "run_id", "seq", "revision", "as_of", "index", "parts",
+                  "after", "upto")  # fmt: skip
+
+
+class PartMessage(BaseModel):
+    """The numbers and range of one part, as `part_message` sends them."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    run_id: StrictStr = Field(pattern="^[0-9a-f]{32}$")
+    seq: StrictInt = Field(ge=1)
+    revision: StrictInt = Field(ge=1)
+    index: StrictInt = Field(ge=0)
+    parts: StrictInt = Field(ge=2)
+    after: StrictStr | None
+    upto: StrictStr | None
+
+
+def part_request(*args: Any, **kwargs: Any) -> Part:
+    """Check `audiences.materialize_part` arguments; every one is required."""
+    bound = bind(PART_ARGUMENTS, len(PART_ARGUMENTS), args, kwargs)
+    numbers = _model(PartMessage, {k: v for k, v in bound.items() if k in PartMessage.model_fields})
+    as_of = _instant(bound["as_of"])
+    if as_of is None or numbers.index >= numbers.parts:
+        raise InvalidMessage("a part needs as_of, and an index below parts")
+    return Part(
+        _object_id(bound["audience_id"]), numbers.run_id, numbers.seq, numbers.revision, as_of,
+        numbers.index, numbers.parts, numbers.after, numbers.upto,
+    )  # fmt: skip
+
+
+def part_message(part: Part) -> dict[str, Any]:
+    """The keyword arguments that `part_request` reads back into `part`."""
+    return {
+        "audience_id": str(part.audience_id),
+        "run_id": part.run_id,
+        "seq": part.seq,
+        "revision": part.revision,
+        "as_of": instants.iso(part.as_of),
+        "index": part.index,
+        "parts": part.parts,
+        "after": part.after,
+        "upto": part.upto,
+    }
 
 
 class PassportsChanged(BaseModel):

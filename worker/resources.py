@@ -22,5 +22,8 @@ def context() -> Context:
         collections = stores(connect(settings), settings)
         ensure_indexes(collections)
         redis = Redis.from_url(settings.require_redis_url(), decode_responses=True)
-        _opened[pid] = Context(settings, collections, redis)
+        # Imported here: the tasks module imports this one.
+        from worker.tasks import send_parts
+
+        _opened[pid] = Context(settings, collections, redis, send_parts=send_parts)
     return _opened[pid]

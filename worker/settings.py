@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -35,7 +36,13 @@ class Settings(BaseSettings):
 
     batch_size: int = Field(default=5000, ge=1, le=100_000)
     in_chunk_size: int = Field(default=1000, ge=1, le=50_000)
+    # A run over more passports than this is split into parts any worker can run; 0: never.
+    partition_size: int = Field(default=250_000, ge=0)
     owner_cache_size: int = Field(default=200_000, ge=1)
+    # Which collection a rule with a selective owner rule reads first; "auto" counts to choose.
+    owner_first: Literal["auto", "wallets", "passports"] = "auto"
+    # "auto" reads the wallets first when fewer than (passports to scan) / this ratio match.
+    owner_first_ratio: int = Field(default=10, ge=1)
     lease_s: int = Field(default=600, ge=10)
     refresh_every_s: int = Field(default=60, ge=1)
     refresh_batch: int = Field(default=500, ge=1)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 import pymongo.errors
@@ -15,7 +16,9 @@ from worker.celery_app import app
 from worker.errors import InvalidMessage
 from worker.logs import event
 from worker.materialize import changes, refresh
+from worker.materialize.partition import Part, run_part
 from worker.materialize.run import give_up, materialize
+from worker.messages import part_message
 from worker.resources import context
 
 log = logging.getLogger(__name__)
@@ -63,21 +66,30 @@ def ask(
     app.send_task("audiences.materialize", kwargs=kwargs, countdown=countdown_s, queue=queue)
 
 
+def send_parts(parts: Sequence[Part]) -> None:
+    """Enqueue one `audiences.materialize_part` per part, for any worker to take."""
+    queue = context().settings.queue
+    for part in parts:
+        app.send_task("audiences.materialize_part", kwargs=part_message(part), queue=queue)
+
+
 def _rejected(task: Task, error: InvalidMessage) -> dict[str, Any]:
     event(log, "message.rejected", logging.WARNING, task=task.name, reason=str(error))
     return {"status": "rejected", "reason": str(error)}
 
 
-@app.task(
-    name="audiences.materialize",
-    base=MaterializeTask,
-    bind=True,
-    autoretry_for=TRANSIENT,
-    retry_backoff=2,
-    retry_backoff_max=300,
-    retry_jitter=True,
-    max_retries=5,
-)
+# Celery's own retry with backoff, for the store or the cache out of reach.
+RETRIED: dict[str, Any] = {
+    "bind": True,
+    "autoretry_for": TRANSIENT,
+    "retry_backoff": 2,
+    "retry_backoff_max": 300,
+    "retry_jitter": True,
+    "max_retries": 5,
+}
+
+
+@app.task(name="audiences.materialize", base=MaterializeTask, **RETRIED)
 def materialize_task(self: Task, *args: Any, **kwargs: Any) -> dict[str, Any]:
     try:
         request = messages.materialize_request(*args, **kwargs)
@@ -92,6 +104,33 @@ def materialize_task(self: Task, *args: Any, **kwargs: Any) -> dict[str, Any]:
     if outcome.status != "done":
         event(log, "materialize.skipped", audience_id=audience_id, status=outcome.status)
     return {"status": outcome.status, "revision": outcome.revision}
+
+
+class PartTask(Task):
+    """A part that cannot finish fails its whole run, as a single task would."""
+
+    def on_failure(self, exc: Exception, task_id: str, args: Any, kwargs: Any, einfo: Any) -> None:
+        try:
+            part = messages.part_request(*args, **kwargs)
+        except InvalidMessage:
+            return
+        audience_id = str(part.audience_id)
+        event(log, "part.failed", logging.WARNING, audience_id=audience_id, index=part.index)
+        try:
+            give_up(context(), part.audience_id, exc)
+        except Exception:
+            # Left `running`, the audience is asked again once its lease runs out.
+            log.exception("part.failure_not_recorded")
+
+
+@app.task(name="audiences.materialize_part", base=PartTask, **RETRIED)
+def materialize_part_task(self: Task, *args: Any, **kwargs: Any) -> dict[str, Any]:
+    try:
+        part = messages.part_request(*args, **kwargs)
+    except InvalidMessage as error:
+        return _rejected(self, error)
+    outcome = run_part(context(), part)
+    return {"status": outcome.status, "revision": outcome.revision, "index": part.index}
 
 
 @app.task(name="audiences.refresh_due", bind=True)

@@ -23,6 +23,16 @@ class AudienceKeys:
     def building(cls, prefix: str, audience_id: str, run_id: str) -> AudienceKeys:
         return cls._under(f"{prefix}:{{{audience_id}}}:build:{run_id}")
 
+    @staticmethod
+    def last_run(prefix: str, audience_id: str) -> str:
+        """A hash of the last finished run's figures (duration, reads, round trips)."""
+        return f"{prefix}:{{{audience_id}}}:lastrun"
+
+    @staticmethod
+    def parts(prefix: str, audience_id: str, run_id: str) -> str:
+        """A hash of a partitioned run: its plan, and what each finished part counted."""
+        return f"{prefix}:{{{audience_id}}}:build:{run_id}:parts"
+
     @classmethod
     def _under(cls, base: str) -> AudienceKeys:
         return cls(f"{base}:recipients", f"{base}:owners", f"{base}:meta", f"{base}:firsts")

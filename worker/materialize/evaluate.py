@@ -13,10 +13,13 @@ from datetime import datetime
 from typing import Any
 
 from worker.audience.rule import OwnerRule, Rule, real_owner
+from worker.materialize import wallets_first
 from worker.store import passports, wallets
 from worker.store.mongo import Stores
 
 Match = tuple[str, str]
+# A tokenId range of a partitioned run: above the first, up to and with the second; None is open.
+Bounds = tuple[str | None, str | None]
 
 
 @dataclass(frozen=True)
@@ -24,6 +27,10 @@ class ScanLimits:
     batch_size: int
     in_chunk_size: int
     owner_cache_size: int = 200_000
+    # "auto", "wallets" or "passports": which collection a rule with an owner rule reads first.
+    owner_first: str = "auto"
+    # "auto" reads the wallets first when they are fewer than the passports over this.
+    owner_first_ratio: int = 10
 
 
 @dataclass
@@ -33,30 +40,48 @@ class ScanStats:
 
 
 def matches(
-    stores: Stores, rule: Rule, as_of: datetime, limits: ScanLimits, stats: ScanStats
+    stores: Stores,
+    rule: Rule,
+    as_of: datetime,
+    limits: ScanLimits,
+    stats: ScanStats,
+    bounds: Bounds = (None, None),
 ) -> Iterator[list[Match]]:
     """Yield the audience's members at `as_of`, a batch of passports at a time."""
     owner_rule = rule.owner_rule(as_of)
+    scan = wallets_first.Scan(stores, rule, owner_rule, limits, stats, bounds)
+    batches = wallets_first.batches_if_chosen(scan)
+    if batches is not None:
+        yield from _counted(rule, batches, stats)  # every owner there is already admitted
+        return
     decided: dict[str, bool] = {}
-    for batch in passport_batches(stores, rule, limits):
-        stats.store_round_trips += 1
-        stats.passports_read += len(batch)
-        found = _passport_matches(rule, batch)
+    for found in _counted(rule, passport_batches(stores, rule, limits, bounds), stats):
         if not owner_rule.is_open:
             _decide_owners(stores, owner_rule, {o for _, o in found}, decided, limits, stats)
             found = [(token, owner) for token, owner in found if decided[owner]]
         yield found
 
 
-def passport_batches(stores: Stores, rule: Rule, limits: ScanLimits) -> Iterator[list[Any]]:
+def _counted(rule: Rule, batches: Iterator[list[Any]], stats: ScanStats) -> Iterator[list[Match]]:
+    """Each batch's passports that pass the passport rule, counting the reads."""
+    for batch in batches:
+        stats.store_round_trips += 1
+        stats.passports_read += len(batch)
+        yield _passport_matches(rule, batch)
+
+
+def passport_batches(
+    stores: Stores, rule: Rule, limits: ScanLimits, bounds: Bounds = (None, None)
+) -> Iterator[list[Any]]:
     if rule.tag_rule == "tokenIds":
+        # Token ids are never partitioned: the list itself bounds the work.
         return passports.by_token_ids(
             stores.passports, rule.brand_id, rule.token_ids, limits.in_chunk_size
         )
     return (
         batch
         for query in rule.passport_filters(limits.in_chunk_size)
-        for batch in passports.scan(stores.passports, query, limits.batch_size)
+        for batch in passports.scan(stores.passports, query, limits.batch_size, *bounds)
     )
 
 

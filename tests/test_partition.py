@@ -1,0 +1,131 @@
+"""A partitioned run publishes exactly what one task publishes, whatever order parts run in."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import replace
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from bson import ObjectId
+
+from worker import messages
+from worker.audience.fields import AudienceCreate
+from worker.bench import synthetic
+from worker.errors import InvalidMessage
+from worker.materialize.partition import Part, run_part, split_points
+from worker.materialize.run import Context, Request, materialize
+from worker.store import audiences
+
+AS_OF = datetime(2022, 10, 20, tzinfo=UTC)
+SIZE = 2_000
+PART = 300  # 2,000 passports in ranges of 300: six full ranges and one of 200
+
+
+def _insert(ctx: Context, body: dict[str, Any]) -> Any:
+    fields = AudienceCreate.model_validate({"name": "n", **body}).stored()
+    doc = audiences.new_document(synthetic.BRAND, fields, AS_OF)
+    audiences.insert(ctx.stores.audiences, doc)
+    return doc["_id"]
+
+
+def _published(ctx: Context, audience_id: Any) -> tuple[set[str], set[str], dict[str, str]]:
+    base = f"{ctx.settings.key_prefix}:{{{audience_id}}}"
+    return (
+        ctx.redis.smembers(f"{base}:recipients"),
+        ctx.redis.smembers(f"{base}:owners"),
+        ctx.redis.hgetall(f"{base}:meta"),
+    )
+
+
+def _partitioned(ctx: Context, sent: list[Part]) -> Context:
+    settings = ctx.settings.model_copy(update={"partition_size": PART})
+    return Context(settings, ctx.stores, ctx.redis, send_parts=sent.extend)
+
+
+@pytest.fixture
+def brand(ctx: Context) -> Context:
+    synthetic.load(ctx.stores, SIZE)
+    return ctx
+
+
+def test_cuts_split_the_brand_into_ranges_of_the_given_size(brand: Context) -> None:
+    tokens = sorted(str(n) for n in range(SIZE))  # the scan's order: text, not number
+    cuts = split_points(brand.stores.passports, synthetic.BRAND, PART)
+    assert cuts == [tokens[i] for i in range(PART - 1, SIZE - 1, PART)]
+    assert split_points(brand.stores.passports, synthetic.BRAND, SIZE) == []
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"tags": ["tag-00", "tag-01"], "tagRule": "or"},
+        {"tagRule": "productIds", "productIds": synthetic.PRODUCTS[:40]},
+        {"countries": "Japan", "custodialWallet": "yes"},
+        {"isWalletActiveSinceNumberOfDays": 365, "walletActivity": "inactive"},
+        {"uniqueOwner": True},
+        {"uniqueOwner": True, "custodialWallet": "no", "tags": ["tag-02"], "tagRule": "or"},
+    ],
+)
+def test_parts_in_any_order_publish_what_one_task_does(
+    brand: Context, body: dict[str, Any]
+) -> None:
+    whole_id = _insert(brand, body)
+    whole = materialize(brand, Request(whole_id, as_of=AS_OF))
+    assert whole.status == "done"
+
+    sent: list[Part] = []
+    split_id = _insert(brand, body)
+    started = materialize(_partitioned(brand, sent), Request(split_id, as_of=AS_OF))
+    assert started.status == "partitioned"
+    assert len(sent) == 7
+    random.Random(5).shuffle(sent)
+    statuses = [run_part(brand, part).status for part in sent]
+    assert statuses == ["part_done"] * 6 + ["done"]
+
+    ours, theirs = _published(brand, split_id), _published(brand, whole_id)
+    assert ours[0] == theirs[0] and ours[1] == theirs[1]
+    for field in ("countNFT", "countOwner", "recipients"):
+        assert ours[2][field] == theirs[2][field]
+    doc = audiences.load(brand.stores.audiences, split_id)
+    assert doc is not None
+    assert doc["countNFT"] == whole.count_nft and doc["countOwner"] == whole.count_owner
+    assert doc["materialization"]["state"] == "ready"
+
+
+def test_a_part_delivered_twice_counts_once(brand: Context) -> None:
+    sent: list[Part] = []
+    audience_id = _insert(brand, {"tags": ["tag-00"], "tagRule": "or"})
+    materialize(_partitioned(brand, sent), Request(audience_id, as_of=AS_OF))
+    first, *rest = sent
+    assert run_part(brand, first).status == "part_done"
+    assert run_part(brand, first).status == "part_done"
+    assert [run_part(brand, part).status for part in rest][-1] == "done"
+    assert run_part(brand, first).status == "moot"
+
+    recipients, _, meta = _published(brand, audience_id)
+    # Independent count: every passport holding tag-00, each with an owner in the generator.
+    expected = {p["tokenId"] for b in synthetic.passports(SIZE) for p in b if "tag-00" in p["tags"]}
+    assert recipients == expected
+    assert int(meta["countNFT"]) == len(expected)
+
+
+def test_parts_of_a_superseded_run_change_nothing(brand: Context) -> None:
+    sent: list[Part] = []
+    audience_id = _insert(brand, {"tags": ["tag-00"], "tagRule": "or"})
+    materialize(_partitioned(brand, sent), Request(audience_id, as_of=AS_OF))
+    brand.stores.audiences.update_one({"_id": audience_id}, {"$inc": {"revision": 1}})
+
+    assert {run_part(brand, part).status for part in sent} == {"superseded"}
+    assert _published(brand, audience_id)[0] == set()
+
+
+def test_a_part_message_round_trips_and_bad_ones_are_refused() -> None:
+    part = Part(ObjectId("0123456789abcdef01234567"), "a" * 32, 3, 2, AS_OF, 1, 4, "10", None)
+    assert messages.part_request(**messages.part_message(part)) == part
+    for bad in ({"index": 4}, {"parts": 1}, {"run_id": "x"}, {"seq": True}, {"after": 7}):
+        with pytest.raises(InvalidMessage):
+            messages.part_request(**(messages.part_message(part) | bad))
+    with pytest.raises(InvalidMessage):
+        messages.part_request(**messages.part_message(replace(part, index=0)) | {"as_of": None})

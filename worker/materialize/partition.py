@@ -1,0 +1,154 @@
+"""Partitioned runs: one big audience evaluated by several workers, switched in once.
+
+The run that claims the audience cuts the brand's passports into tokenId ranges and sends one
+part per range. Every part writes into the same build keys, which hold only sets and a
+per-owner minimum, so the order in which parts run cannot change the result: it is exactly
+the one a single task would publish. The part that finds all the others done publishes it,
+with the same guarded switch and write-back as a single run.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from bson import ObjectId
+from pymongo.collection import Collection
+
+from worker.audience.rule import Rule
+from worker.cache.keys import AudienceKeys
+from worker.logs import event
+from worker.materialize.base import Claimed, Context, Outcome
+from worker.materialize.evaluate import ScanStats
+from worker.materialize.publish import Totals, builder_for, collect, epoch_ms, finish
+from worker.store import audiences
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Part:
+    """One `audiences.materialize_part` message: a tokenId range of a claimed run."""
+
+    audience_id: ObjectId
+    run_id: str
+    seq: int
+    revision: int
+    as_of: datetime
+    index: int
+    parts: int
+    after: str | None
+    upto: str | None
+
+
+def split_points(passports: Collection[Any], brand_id: str, size: int) -> list[str]:
+    """The tokenIds that cut the brand's passports into ranges of `size`, in tokenId order.
+
+    Each cut is found by skipping along the (brandId, tokenId) index, so planning reads one
+    key per cut; a brand of at most `size` passports gets none.
+    """
+    cuts: list[str] = []
+    while True:
+        query: dict[str, Any] = {"brandId": {"$eq": brand_id}}
+        if cuts:
+            query["tokenId"] = {"$gt": cuts[-1]}
+        found = passports.find(query, {"_id": 0, "tokenId": 1}).sort("tokenId", 1)
+        # The size-th key closes this range; a key after it means another range follows.
+        keys = [doc["tokenId"] for doc in found.skip(size - 1).limit(2)]
+        if len(keys) < 2:
+            return cuts
+        cuts.append(keys[0])
+
+
+def plan(ctx: Context, rule: Rule) -> list[str]:
+    """The cuts of a run worth splitting; none when it runs as one task."""
+    size = ctx.settings.partition_size
+    if ctx.send_parts is None or size <= 0 or rule.tag_rule == "tokenIds":
+        return []
+    return split_points(ctx.stores.passports, rule.brand_id, size)
+
+
+def start(
+    ctx: Context, audience_id: ObjectId, claimed: Claimed, as_of: datetime, cuts: list[str]
+) -> Outcome:
+    """Record the run's plan, then hand its parts to the workers."""
+    assert ctx.send_parts is not None
+    edges: list[str | None] = [None, *cuts, None]
+    parts = [
+        Part(audience_id, claimed.run_id, claimed.seq, claimed.revision, as_of, i, len(cuts) + 1,
+             edges[i], edges[i + 1])
+        for i in range(len(cuts) + 1)
+    ]  # fmt: skip
+    ledger = AudienceKeys.parts(ctx.settings.key_prefix, str(audience_id), claimed.run_id)
+    pipe = ctx.redis.pipeline(transaction=True)
+    pipe.hset(ledger, mapping={"parts": len(parts), "startedMs": epoch_ms()})
+    pipe.expire(ledger, ctx.settings.build_ttl_s)
+    pipe.execute()
+    ctx.send_parts(parts)
+    event(
+        log,
+        "run.partitioned",
+        audience_id=str(audience_id),
+        revision=claimed.revision,
+        seq=claimed.seq,
+        parts=len(parts),
+    )
+    return Outcome("partitioned", claimed.revision)
+
+
+def run_part(ctx: Context, part: Part) -> Outcome:
+    """Evaluate one range; the last part to finish publishes the whole run."""
+    doc = audiences.load(ctx.stores.audiences, part.audience_id)
+    if doc is None:
+        return Outcome("missing")
+    state = doc.get("materialization") or {}
+    if doc["revision"] != part.revision or state.get("runId") != part.run_id:
+        return Outcome("superseded", doc["revision"])
+    ledger = AudienceKeys.parts(ctx.settings.key_prefix, str(part.audience_id), part.run_id)
+    if not ctx.redis.exists(ledger):
+        return Outcome("moot", part.revision)  # published already, or abandoned and expired
+    claimed = Claimed(part.run_id, part.seq, part.revision, Rule.from_document(doc))
+    builder = builder_for(ctx, part.audience_id, part.run_id)
+    stats = ScanStats()
+    count = collect(ctx, claimed.rule, part.as_of, builder, stats, (part.after, part.upto))
+    finished = _record_part(ctx, ledger, part, count, stats, builder.round_trips)
+    if finished is None:
+        return Outcome("part_done", part.revision, passports_read=stats.passports_read)
+    started_ms, totals = finished
+    return finish(ctx, part.audience_id, claimed, part.as_of, started_ms, totals)
+
+
+def _record_part(
+    ctx: Context, ledger: str, part: Part, count: int, stats: ScanStats, redis_trips: int
+) -> tuple[int, Totals] | None:
+    """Note this part as done; the plan's start and the totals when it was the last one.
+
+    Setting (not adding) the part's fields keeps a part that runs twice from counting twice.
+    """
+    fields = {
+        f"count:{part.index}": count,
+        f"read:{part.index}": stats.passports_read,
+        f"store:{part.index}": stats.store_round_trips,
+        f"redis:{part.index}": redis_trips + 1,
+    }
+    pipe = ctx.redis.pipeline(transaction=True)
+    pipe.hset(ledger, mapping={name: value for name, value in fields.items()})
+    pipe.expire(ledger, ctx.settings.build_ttl_s)  # a long run keeps its ledger alive
+    pipe.hgetall(ledger)
+    recorded: dict[str, str] = pipe.execute()[-1]
+    done = sum(1 for name in recorded if name.startswith("count:"))
+    if done < int(recorded.get("parts", part.parts)):
+        return None
+    # Only the part that removes the ledger publishes, even if two saw every part done.
+    if not ctx.redis.delete(ledger):
+        return None
+    return int(recorded["startedMs"]), _totals(recorded, part.parts)
+
+
+def _totals(recorded: dict[str, str], parts: int) -> Totals:
+    def total(prefix: str) -> int:
+        return sum(int(value) for name, value in recorded.items() if name.startswith(prefix))
+
+    return Totals(total("count:"), total("read:"), total("store:"), total("redis:"), parts)
