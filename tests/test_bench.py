@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections import Counter
-from datetime import UTC, datetime
+from pathlib import Path
 
-from worker.bench import synthetic
-from worker.bench.measure import audience_set, run_size, table
-from worker.materialize.run import Context
+import pytest
+
+from worker.bench import runner, synthetic
+from worker.bench.measure import audience_set
 
 
 def test_the_synthetic_brand_is_shaped_like_the_real_data() -> None:
@@ -18,8 +19,11 @@ def test_the_synthetic_brand_is_shaped_like_the_real_data() -> None:
     assert counts[-1] >= 100  # a few hold hundreds
 
 
-def test_a_small_run_measures_every_audience_against_its_floor(ctx: Context) -> None:
-    rows = run_size(ctx, 2_000)
+@pytest.mark.e2e
+def test_a_small_run_measures_every_audience_by_real_workers(tmp_path: Path) -> None:
+    out = tmp_path / "BENCHMARKS.md"
+    # Parts of 500: the full scans of 2,000 passports are split into four tasks.
+    rows, orders, splits = runner.run([2_000], out, workers=2, partition_size=500)
 
     assert [row.audience for row in rows] == [name for name, _ in audience_set(2_000)]
     assert all(row.seconds > 0 and row.floor_seconds > 0 for row in rows)
@@ -27,5 +31,19 @@ def test_a_small_run_measures_every_audience_against_its_floor(ctx: Context) -> 
     by_name = {row.audience: row for row in rows}
     # 2,000 passports, 10,000 token ids asked at step 1: every passport is asked for once.
     assert by_name["10,000 tokenIds"].passports_read == 2_000
-    markdown = table(rows, "test machine", datetime.now(UTC))
-    assert markdown.count("\n| 2,000 |") == len(rows)
+    assert by_name["10,000 tokenIds"].parts == 1  # token id lists are never split
+    assert by_name["uniqueOwner"].parts == 4
+    assert by_name["uniqueOwner"].passports_read == 2_000
+    # Every owner of the generated brand holds at least one passport: one recipient each.
+    owners = {p["owner"] for batch in synthetic.passports(2_000) for p in batch}
+    assert by_name["uniqueOwner"].recipients == len(owners)
+    assert [s.workers for s in splits] == [1, 2]
+    assert all(s.parts == 4 and len(s.worker_cpu_s) == s.workers for s in splits)
+    # Either order finds the same members; the selective rule is read wallets first.
+    assert all(order.agree for order in orders)
+    assert [(o.audience, o.picked) for o in orders] == [
+        ("selective owners", "wallets"),
+        ("custodial owners", "passports"),
+    ]
+    markdown = out.read_text()
+    assert markdown.count("\n| 2,000 |") == len(rows) + len(orders) + len(splits)

@@ -1,4 +1,4 @@
-"""One benchmark run: each audience by the worker, and the floor of the same I/O done raw.
+"""One benchmark run: each audience by a real worker process, and the floor of the same I/O.
 
 The floor reads the same passports with the same queries and projection, and writes the same
 number of members to Redis in pipelined SADDs, doing nothing else. The ratio of the worker's
@@ -7,23 +7,38 @@ time to the floor's says how close materialization stays to the I/O it cannot av
 
 from __future__ import annotations
 
-import resource
 import time
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from bson import ObjectId
 
 from worker.audience.fields import AudienceCreate
 from worker.audience.rule import Rule
-from worker.bench import synthetic
-from worker.materialize.evaluate import ScanLimits, passport_batches
-from worker.materialize.run import Context, Request, materialize
+from worker.bench import procs, synthetic
+from worker.bench.workers import Asker, Workers
+from worker.materialize import wallets_first
+from worker.materialize.base import Context
+from worker.materialize.evaluate import ScanLimits, ScanStats, passport_batches
+from worker.materialize.run import Request, materialize
 from worker.store import audiences
 
 WRITE_CHUNK = 10_000
+# The audience the two-worker comparison runs: a full scan that reads every owner's profile.
+SPLIT_AUDIENCE = "inactive 365 d"
+# Owner rules that either order can evaluate: one selective, one broad.
+ORDER_AUDIENCES = ("selective owners", "custodial owners")
+
+
+@dataclass(frozen=True)
+class Bench:
+    """The bench's own connections (to load and to measure the floor), and the workers."""
+
+    ctx: Context
+    workers: Workers
+    asker: Asker
+    store_pid: int | None  # None: a store the bench did not start
 
 
 @dataclass(frozen=True)
@@ -37,6 +52,7 @@ class Row:
     store_round_trips: int
     redis_round_trips: int
     recipients: int
+    parts: int
 
     @property
     def per_second(self) -> float:
@@ -45,6 +61,32 @@ class Row:
     @property
     def ratio(self) -> float:
         return self.seconds / self.floor_seconds if self.floor_seconds else 0.0
+
+
+@dataclass(frozen=True)
+class Split:
+    """One audience run by `workers` processes, with CPU seconds spent by each process."""
+
+    size: int
+    audience: str
+    workers: int
+    seconds: float
+    parts: int
+    store_cpu_s: float
+    redis_cpu_s: float
+    worker_cpu_s: tuple[float, ...]
+
+
+@dataclass(frozen=True)
+class Order:
+    """One owner rule evaluated wallets first and passports first, and the order auto picks."""
+
+    size: int
+    audience: str
+    picked: str
+    wallets_first_s: float
+    passports_first_s: float
+    agree: bool  # both orders gave the same countNFT and countOwner
 
 
 def audience_set(size: int) -> list[tuple[str, dict[str, Any]]]:
@@ -56,36 +98,113 @@ def audience_set(size: int) -> list[tuple[str, dict[str, Any]]]:
         ("productIds", {"tagRule": "productIds", "productIds": synthetic.PRODUCTS[:5]}),
         ("10,000 tokenIds", {"tagRule": "tokenIds", "tokenIds": token_ids}),
         ("selective owners", {"countries": "Japan", "custodialWallet": "yes"}),
+        ("custodial owners", {"custodialWallet": "yes"}),
         ("inactive 365 d", {"isWalletActiveSinceNumberOfDays": 365, "walletActivity": "inactive"}),
         ("uniqueOwner", {"uniqueOwner": True}),
     ]
 
 
-def run_size(ctx: Context, size: int) -> list[Row]:
-    synthetic.load(ctx.stores, size)
-    return [_measure(ctx, size, name, body) for name, body in audience_set(size)]
+def run_size(bench: Bench, size: int) -> list[Row]:
+    synthetic.load(bench.ctx.stores, size)
+    return [_measure(bench, size, name, body) for name, body in audience_set(size)]
 
 
-def _measure(ctx: Context, size: int, name: str, body: dict[str, Any]) -> Row:
+def split(bench: Bench, size: int, workers: int) -> Split:
+    """Run the split audience with `workers` worker processes (started as needed)."""
+    while len(bench.workers.pids) < workers:
+        bench.workers.add()
+    body = dict(audience_set(size))[SPLIT_AUDIENCE]
+    audience_id = _insert(bench.ctx, SPLIT_AUDIENCE, body)
+    pids = bench.workers.pids[:workers]
+    before = _cpu(bench, pids)
+    started = time.perf_counter()
+    figures = bench.asker.run(audience_id, synthetic.END)
+    seconds = time.perf_counter() - started
+    after = _cpu(bench, pids)
+    spent = [end - start for start, end in zip(before, after, strict=True)]
+    return Split(
+        size, SPLIT_AUDIENCE, workers, seconds, int(figures["parts"]), spent[0], spent[1],
+        tuple(spent[2:]),
+    )  # fmt: skip
+
+
+def orders(bench: Bench, size: int) -> list[Order]:
+    """Time each order-sensitive audience both ways, in the bench's own process."""
+    found = []
+    for name in ORDER_AUDIENCES:
+        audience_id = _insert(bench.ctx, name, dict(audience_set(size))[name])
+        runs = {order: _in_process(bench.ctx, audience_id, order) for order in ORDERS}
+        picked = "wallets" if _auto_picks_wallets(bench.ctx, audience_id) else "passports"
+        (by_wallets, counts), (by_passports, others) = runs["wallets"], runs["passports"]
+        found.append(Order(size, name, picked, by_wallets, by_passports, counts == others))
+    return found
+
+
+ORDERS = ("wallets", "passports")
+
+
+def _in_process(ctx: Context, audience_id: ObjectId, order: str) -> tuple[float, tuple]:
+    forced = Context(ctx.settings.model_copy(update={"owner_first": order}), ctx.stores, ctx.redis)
+    started = time.perf_counter()
+    outcome = materialize(forced, Request(audience_id, as_of=synthetic.END))
+    seconds = time.perf_counter() - started
+    if outcome.status != "done":
+        raise RuntimeError(f"the {order}-first run ended {outcome.status}")
+    return seconds, (outcome.count_nft, outcome.count_owner)
+
+
+def _auto_picks_wallets(ctx: Context, audience_id: ObjectId) -> bool:
+    rule = Rule.from_document(audiences.load(ctx.stores.audiences, audience_id) or {})
+    settings = ctx.settings
+    limits = ScanLimits(
+        settings.batch_size,
+        settings.in_chunk_size,
+        owner_first="auto",
+        owner_first_ratio=settings.owner_first_ratio,
+    )
+    owner_rule = rule.owner_rule(synthetic.END)
+    scan = wallets_first.Scan(ctx.stores, rule, owner_rule, limits, ScanStats(), (None, None))
+    return wallets_first.chosen(scan)
+
+
+def _cpu(bench: Bench, pids: list[int]) -> list[float]:
+    return [
+        procs.cpu_seconds(bench.store_pid) if bench.store_pid else float("nan"),
+        procs.redis_cpu_seconds(bench.ctx.redis),
+        *(procs.cpu_seconds(pid) for pid in pids),
+    ]
+
+
+def _insert(ctx: Context, name: str, body: dict[str, Any]) -> ObjectId:
     fields = AudienceCreate.model_validate({"name": name, **body}).stored()
     doc = audiences.new_document(synthetic.BRAND, fields, synthetic.END)
     audiences.insert(ctx.stores.audiences, doc)
-    rss_before = _peak_rss_mb()
+    return ObjectId(doc["_id"])
+
+
+def _measure(bench: Bench, size: int, name: str, body: dict[str, Any]) -> Row:
+    audience_id = _insert(bench.ctx, name, body)
+    pids = bench.workers.pids
+    baseline = {pid: procs.rss_mb(pid) for pid in pids}
+    for pid in pids:
+        procs.reset_peak(pid)
     started = time.perf_counter()
-    outcome = materialize(ctx, Request(ObjectId(doc["_id"]), as_of=synthetic.END))
+    figures = bench.asker.run(audience_id, synthetic.END)
     seconds = time.perf_counter() - started
-    rss_growth = _peak_rss_mb() - rss_before
-    floor = _floor(ctx, Rule.from_document(doc), outcome.recipients or 0)
+    growth = max(procs.peak_rss_mb(pid) - baseline[pid] for pid in pids)
+    doc = audiences.load(bench.ctx.stores.audiences, audience_id) or {}
+    recipients = int(figures["recipients"])
     return Row(
         size,
         name,
         seconds,
-        outcome.passports_read,
-        floor,
-        rss_growth,
-        outcome.store_round_trips,
-        outcome.redis_round_trips,
-        outcome.recipients or 0,
+        int(figures["passportsRead"]),
+        _floor(bench.ctx, Rule.from_document(doc), recipients),
+        max(0.0, growth),
+        int(figures["storeRoundTrips"]),
+        int(figures["redisRoundTrips"]),
+        recipients,
+        int(figures["parts"]),
     )
 
 
@@ -102,29 +221,3 @@ def _floor(ctx: Context, rule: Rule, members: int) -> float:
     elapsed = time.perf_counter() - started
     ctx.redis.unlink(scratch)
     return elapsed
-
-
-def _peak_rss_mb() -> float:
-    # ru_maxrss is the process's peak so far, in KiB on Linux: its growth is what a run added.
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-def table(rows: list[Row], machine: str, when: datetime) -> str:
-    lines = [
-        "# Benchmarks",
-        "",
-        f"Measured {when:%Y-%m-%d %H:%M} UTC on {machine}, with `audience-worker bench`.",
-        "Ratio: the worker's time over the floor's (the same passport reads and Redis writes",
-        "done raw). RSS: growth of the measuring process's peak during the run.",
-        "",
-        "| passports | audience | seconds | passports/s | ratio to floor | RSS growth MB "
-        "| store round trips | Redis round trips | recipients |",
-        "| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
-    ]
-    for row in rows:
-        lines.append(
-            f"| {row.size:,} | {row.audience} | {row.seconds:.2f} | {row.per_second:,.0f} "
-            f"| {row.ratio:.2f} | {row.rss_growth_mb:.1f} | {row.store_round_trips} "
-            f"| {row.redis_round_trips} | {row.recipients:,} |"
-        )
-    return "\n".join(lines) + "\n"

@@ -14,58 +14,98 @@ from pathlib import Path
 from redis import Redis
 from rich.console import Console
 
-from worker.bench.measure import Row, run_size, table
+from worker.bench.measure import Bench, Order, Row, Split, orders, run_size, split
+from worker.bench.report import table
+from worker.bench.workers import Asker, Workers
 from worker.embedded.processes import Group
 from worker.embedded.servers import start_cache, start_store
-from worker.materialize.run import Context
+from worker.materialize.base import Context
 from worker.settings import Settings, get_settings
 from worker.store.mongo import connect, stores
 
 console = Console()
+DB = "audience_bench"
+PREFIX = "bench"
 
 
-def run(sizes: list[int], out: Path | None) -> list[Row]:
+def run(
+    sizes: list[int], out: Path | None, workers: int = 2, partition_size: int | None = None
+) -> tuple[list[Row], list[Order], list[Split]]:
     rows: list[Row] = []
-    with _context() as ctx:
+    compared: list[Order] = []
+    splits: list[Split] = []
+    with _bench(partition_size) as bench:
         for size in sizes:
             with console.status(f"{size:,} passports: generating, loading, materializing"):
-                found = run_size(ctx, size)
+                found = run_size(bench, size)
             for row in found:
                 console.print(
                     f"{row.size:>9,} {row.audience:<18} {row.seconds:7.2f} s "
-                    f"ratio {row.ratio:5.2f}  rss +{row.rss_growth_mb:6.1f} MB"
+                    f"ratio {row.ratio:5.2f}  rss +{row.rss_growth_mb:6.1f} MB  parts {row.parts}"
                 )
             rows += found
+            with console.status(f"{size:,} passports: owner rules, both orders"):
+                both = orders(bench, size)
+            compared += both
+            for order in both:
+                console.print(
+                    f"{size:>9,} {order.audience:<18} wallets first {order.wallets_first_s:7.2f} s"
+                    f"  passports first {order.passports_first_s:7.2f} s  auto: {order.picked}"
+                )
+        for count in range(1, workers + 1) if workers > 1 else ():
+            with console.status(f"{sizes[-1]:,} passports: one audience, {count} worker(s)"):
+                splits.append(split(bench, sizes[-1], count))
+            console.print(f"{count} worker(s): {splits[-1].seconds:.2f} s")
     if out:
-        out.write_text(table(rows, _machine(), datetime.now(UTC)))
+        out.write_text(table(rows, compared, splits, _machine(), datetime.now(UTC)))
         console.print(f"wrote {out}")
-    return rows
+    return rows, compared, splits
 
 
 @contextmanager
-def _context() -> Iterator[Context]:
+def _bench(partition_size: int | None) -> Iterator[Bench]:
     configured = get_settings()
     workdir = Path(tempfile.mkdtemp(prefix="audience-bench-"))
     group = Group(workdir)
     try:
         mongo_url = configured.mongo_url or start_store(group)
+        store_pid = None if configured.mongo_url else group.children[-1][1].pid
         redis_url = configured.redis_url or start_cache(group)
-        settings = Settings(
-            mongo_url=mongo_url, mongo_db="audience_bench", redis_url=redis_url, key_prefix="bench"
-        )
-        client = connect(settings)
-        redis = Redis.from_url(redis_url, decode_responses=True)
-        try:
-            yield Context(settings, stores(client, settings), redis)
-        finally:
-            client.drop_database(settings.mongo_db)
-            client.close()
-            stale = list(redis.scan_iter("bench:*"))
-            if stale:
-                redis.unlink(*stale)
+        with _connected(mongo_url, redis_url) as ctx:
+            env = {
+                "MONGO_URL": mongo_url,
+                "MONGO_DB": DB,
+                "REDIS_URL": redis_url,
+                "KEY_PREFIX": PREFIX,
+            }
+            if partition_size is not None:
+                env["PARTITION_SIZE"] = str(partition_size)
+            workers = Workers(group, env)
+            workers.add()
+            asker = Asker(redis_url, ctx.redis, PREFIX)
+            try:
+                yield Bench(ctx, workers, asker, store_pid)
+            finally:
+                asker.close()
     finally:
         group.stop()
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+@contextmanager
+def _connected(mongo_url: str, redis_url: str) -> Iterator[Context]:
+    """The bench's own connections; the bench's data goes with them."""
+    settings = Settings(mongo_url=mongo_url, mongo_db=DB, redis_url=redis_url, key_prefix=PREFIX)
+    client = connect(settings)
+    redis = Redis.from_url(redis_url, decode_responses=True)
+    try:
+        yield Context(settings, stores(client, settings), redis)
+    finally:
+        client.drop_database(DB)
+        client.close()
+        stale = list(redis.scan_iter(f"{PREFIX}:*"))
+        if stale:
+            redis.unlink(*stale)
 
 
 def _machine() -> str:

@@ -124,6 +124,19 @@ def _bench(commands: Any) -> None:
         help="comma-separated passport counts (default: %(default)s)",
     )
     bench.add_argument("--out", type=Path, default=None, help="write the table here (markdown)")
+    bench.add_argument(
+        "--workers",
+        type=int,
+        default=2,
+        help="at the largest size, run one audience with 1 up to this many worker processes "
+        "(default: %(default)s; 1 skips the comparison)",
+    )
+    bench.add_argument(
+        "--partition-size",
+        type=int,
+        default=None,
+        help="the workers' PARTITION_SIZE (default: the configured one)",
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -163,7 +176,7 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "bench":
         from worker.bench import runner
 
-        runner.run(args.sizes, args.out)
+        runner.run(args.sizes, args.out, args.workers, args.partition_size)
         return 0
     if args.command == "status":
         return operate.status(args.brand, args.limit)

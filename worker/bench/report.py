@@ -1,0 +1,100 @@
+"""The benchmark's tables, as Markdown for BENCHMARKS.md."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from worker.bench.measure import Order, Row, Split
+
+HEADER = """# Benchmarks
+
+Measured {when:%Y-%m-%d %H:%M} UTC on {machine}, with `audience-worker bench`.
+
+Each audience is materialized by a real Celery worker process (solo pool) on the embedded
+store (nx-27017) and a Redis server of the bench's own: seconds run from the message sent to
+the run's figures written. Floor: the same passport reads and as many Redis SADDs, done raw
+by the bench, in the same run. RSS growth: the worker's peak resident set during the run over
+its resident set before it. Parts: how many tasks the run was split into.
+"""
+
+
+def table(
+    rows: list[Row], orders: list[Order], splits: list[Split], machine: str, when: datetime
+) -> str:
+    lines = [
+        HEADER.format(when=when, machine=machine),
+        "| passports | audience | seconds | passports/s | ratio to floor | RSS growth MB "
+        "| store round trips | Redis round trips | recipients | parts |",
+        "| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for row in rows:
+        lines.append(
+            f"| {row.size:,} | {row.audience} | {row.seconds:.2f} | {row.per_second:,.0f} "
+            f"| {row.ratio:.2f} | {row.rss_growth_mb:.1f} | {row.store_round_trips} "
+            f"| {row.redis_round_trips} | {row.recipients:,} | {row.parts} |"
+        )
+    lines += _scaling(rows) + _orders(orders) + _splits(splits)
+    return "\n".join(lines) + "\n"
+
+
+def _scaling(rows: list[Row]) -> list[str]:
+    sizes = sorted({row.size for row in rows})
+    if len(sizes) < 2:
+        return []
+    small, large = sizes[0], sizes[-1]
+    times = {(row.size, row.audience): row.seconds for row in rows}
+    lines = [
+        "",
+        f"Time at {large:,} over time at {small:,} passports "
+        f"({large / small:.0f} times the passports):",
+        "",
+        "| audience | ratio |",
+        "| --- | ---: |",
+    ]
+    for row in rows:
+        if row.size == large and times.get((small, row.audience)):
+            lines.append(f"| {row.audience} | {row.seconds / times[(small, row.audience)]:.1f} |")
+    return lines
+
+
+def _orders(orders: list[Order]) -> list[str]:
+    if not orders:
+        return []
+    lines = [
+        "",
+        "Owner rules that either order can evaluate, run both ways by the bench itself "
+        "(wallets first: the admitted wallets, then their passports; passports first: the "
+        "brand's passports, then their owners' profiles):",
+        "",
+        "| passports | audience | wallets first s | passports first s | auto picks | same counts |",
+        "| ---: | --- | ---: | ---: | --- | --- |",
+    ]
+    for o in orders:
+        lines.append(
+            f"| {o.size:,} | {o.audience} | {o.wallets_first_s:.2f} "
+            f"| {o.passports_first_s:.2f} | {o.picked} first | {'yes' if o.agree else 'NO'} |"
+        )
+    return lines
+
+
+def _splits(splits: list[Split]) -> list[str]:
+    if not splits:
+        return []
+    one = splits[0].seconds
+    lines = [
+        "",
+        "One partitioned audience run by one worker process, then by two. CPU seconds spent "
+        "during the run by the store's server process, by Redis and by each worker:",
+        "",
+        "| passports | audience | workers | parts | seconds | speed-up | store CPU s "
+        "| Redis CPU s | CPU s per worker |",
+        "| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
+    ]
+    for s in splits:
+        per_worker = " / ".join(f"{cpu:.1f}" for cpu in s.worker_cpu_s)
+        lines.append(
+            f"| {s.size:,} | {s.audience} | {s.workers} | {s.parts} | {s.seconds:.2f} "
+            f"| {one / s.seconds:.2f} | {s.store_cpu_s:.1f} | {s.redis_cpu_s:.1f} "
+            f"| {per_worker} |"
+        )
+    return lines
