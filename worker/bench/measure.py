@@ -22,7 +22,7 @@ from worker.materialize import wallets_first
 from worker.materialize.base import Context
 from worker.materialize.evaluate import ScanLimits, ScanStats, passport_batches
 from worker.materialize.run import Request, materialize
-from worker.store import audiences
+from worker.store import audiences, wallets
 
 WRITE_CHUNK = 10_000
 # The audience the two-worker comparison runs: a full scan that reads every owner's profile.
@@ -48,6 +48,8 @@ class Row:
     seconds: float
     passports_read: int
     floor_seconds: float
+    # The floor plus one raw read of each owner's profile, for rules that need profiles.
+    profiles_floor_seconds: float | None
     rss_growth_mb: float
     store_round_trips: int
     redis_round_trips: int
@@ -61,6 +63,11 @@ class Row:
     @property
     def ratio(self) -> float:
         return self.seconds / self.floor_seconds if self.floor_seconds else 0.0
+
+    @property
+    def profiles_ratio(self) -> float | None:
+        floor = self.profiles_floor_seconds
+        return self.seconds / floor if floor else None
 
 
 @dataclass(frozen=True)
@@ -199,7 +206,7 @@ def _measure(bench: Bench, size: int, name: str, body: dict[str, Any]) -> Row:
         name,
         seconds,
         int(figures["passportsRead"]),
-        _floor(bench.ctx, Rule.from_document(doc), recipients),
+        *_floor(bench.ctx, Rule.from_document(doc), recipients),
         max(0.0, growth),
         int(figures["storeRoundTrips"]),
         int(figures["redisRoundTrips"]),
@@ -208,11 +215,13 @@ def _measure(bench: Bench, size: int, name: str, body: dict[str, Any]) -> Row:
     )
 
 
-def _floor(ctx: Context, rule: Rule, members: int) -> float:
+def _floor(ctx: Context, rule: Rule, members: int) -> tuple[float, float | None]:
+    """The floor, and for an owner rule the floor plus reading each owner's profile once."""
     limits = ScanLimits(ctx.settings.batch_size, ctx.settings.in_chunk_size)
+    owners: set[str] = set()
     started = time.perf_counter()
-    for _ in passport_batches(ctx.stores, rule, limits):
-        pass
+    for batch in passport_batches(ctx.stores, rule, limits):
+        owners.update(p["owner"] for p in batch)
     scratch = f"{ctx.settings.key_prefix}:bench-floor:{uuid.uuid4().hex}"
     for start in range(0, members, WRITE_CHUNK):
         pipe = ctx.redis.pipeline(transaction=False)
@@ -220,4 +229,8 @@ def _floor(ctx: Context, rule: Rule, members: int) -> float:
         pipe.execute()
     elapsed = time.perf_counter() - started
     ctx.redis.unlink(scratch)
-    return elapsed
+    if rule.owner_rule(synthetic.END).is_open:
+        return elapsed, None
+    started = time.perf_counter()
+    wallets.profiles(ctx.stores.wallets, owners, ctx.settings.in_chunk_size)
+    return elapsed, elapsed + time.perf_counter() - started

@@ -13,8 +13,9 @@ Measured {when:%Y-%m-%d %H:%M} UTC on {machine}, with `audience-worker bench`.
 Each audience is materialized by a real Celery worker process (solo pool) on the embedded
 store (nx-27017) and a Redis server of the bench's own: seconds run from the message sent to
 the run's figures written. Floor: the same passport reads and as many Redis SADDs, done raw
-by the bench, in the same run. RSS growth: the worker's peak resident set during the run over
-its resident set before it. Parts: how many tasks the run was split into.
+by the bench, in the same run; for a rule on wallets, the floor with profiles adds one raw read
+of each owner's profile (`_id` `$in` chunks). RSS growth: the worker's peak resident set
+during the run over its resident set before it. Parts: how many tasks the run was split into.
 """
 
 
@@ -23,18 +24,24 @@ def table(
 ) -> str:
     lines = [
         HEADER.format(when=when, machine=machine),
-        "| passports | audience | seconds | passports/s | ratio to floor | RSS growth MB "
+        "| passports | audience | seconds | passports/s | ratio to floor "
+        "| ratio to floor with profiles | RSS growth MB "
         "| store round trips | Redis round trips | recipients | parts |",
-        "| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for row in rows:
         lines.append(
             f"| {row.size:,} | {row.audience} | {row.seconds:.2f} | {row.per_second:,.0f} "
-            f"| {row.ratio:.2f} | {row.rss_growth_mb:.1f} | {row.store_round_trips} "
+            f"| {row.ratio:.2f} | {_maybe(row.profiles_ratio)} | {row.rss_growth_mb:.1f} "
+            f"| {row.store_round_trips} "
             f"| {row.redis_round_trips} | {row.recipients:,} | {row.parts} |"
         )
     lines += _scaling(rows) + _orders(orders) + _splits(splits)
     return "\n".join(lines) + "\n"
+
+
+def _maybe(ratio: float | None) -> str:
+    return "" if ratio is None else f"{ratio:.2f}"
 
 
 def _scaling(rows: list[Row]) -> list[str]:

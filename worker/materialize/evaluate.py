@@ -14,6 +14,7 @@ from typing import Any
 
 from worker.audience.rule import OwnerRule, Rule, real_owner
 from worker.materialize import wallets_first
+from worker.materialize.prefetch import prefetched
 from worker.store import passports, wallets
 from worker.store.mongo import Stores
 
@@ -47,8 +48,24 @@ def matches(
     stats: ScanStats,
     bounds: Bounds = (None, None),
 ) -> Iterator[list[Match]]:
-    """Yield the audience's members at `as_of`, a batch of passports at a time."""
+    """Yield the audience's members at `as_of`, a batch of passports at a time.
+
+    Every store read (passports, and the profiles of their owners) runs ahead in a thread,
+    so the store works on the next batches while the caller writes this one to Redis.
+    `stats` is only written by that thread; it is complete once the batches run out.
+    """
     owner_rule = rule.owner_rule(as_of)
+    return prefetched(_evaluate(stores, rule, owner_rule, limits, stats, bounds), depth=2)
+
+
+def _evaluate(
+    stores: Stores,
+    rule: Rule,
+    owner_rule: OwnerRule,
+    limits: ScanLimits,
+    stats: ScanStats,
+    bounds: Bounds,
+) -> Iterator[list[Match]]:
     scan = wallets_first.Scan(stores, rule, owner_rule, limits, stats, bounds)
     batches = wallets_first.batches_if_chosen(scan)
     if batches is not None:
