@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import time
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
@@ -129,3 +130,17 @@ def test_a_part_message_round_trips_and_bad_ones_are_refused() -> None:
             messages.part_request(**(messages.part_message(part) | bad))
     with pytest.raises(InvalidMessage):
         messages.part_request(**messages.part_message(replace(part, index=0)) | {"as_of": None})
+
+
+def test_a_part_renews_the_runs_lease(brand: Context) -> None:
+    sent: list[Part] = []
+    audience_id = _insert(brand, {"tags": ["tag-00"], "tagRule": "or"})
+    materialize(_partitioned(brand, sent), Request(audience_id, as_of=AS_OF))
+    lapsed = {"$set": {"materialization.leaseUntilMs": 0}}
+    brand.stores.audiences.update_one({"_id": audience_id}, lapsed)
+
+    before_ms = int(time.time() * 1000)
+    assert run_part(brand, sent[0]).status == "part_done"
+    state = (audiences.load(brand.stores.audiences, audience_id) or {})["materialization"]
+    # Renewed for LEASE_S from when the part started, so refresh does not take it for stuck.
+    assert state["leaseUntilMs"] >= before_ms + brand.settings.lease_s * 1000

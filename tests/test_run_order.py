@@ -13,6 +13,7 @@ from bson import ObjectId
 from worker.audience.fields import AudienceCreate
 from worker.cache.keys import AudienceKeys
 from worker.cache.result import ResultBuilder
+from worker.materialize.publish import Lease
 from worker.materialize.run import Context, Request, give_up, materialize
 from worker.store import audiences
 
@@ -198,3 +199,27 @@ def test_a_failing_run_keeps_the_last_good_result_and_ends_failed(
     prefix = ctx.settings.key_prefix
     left = set(ctx.redis.scan_iter(f"{prefix}:*")) - {f"{prefix}:metrics"}
     assert left == {*keys.all(), AudienceKeys.last_run(prefix, str(doc["_id"]))}
+
+
+def test_a_long_run_renews_its_lease_and_a_taken_one_does_not(
+    ctx: Context, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    doc = _audience(ctx, tags="x")
+    claimed = audiences.claim(ctx.stores.audiences, doc["_id"], 1, "run-1", lease_until_ms=0)
+    assert claimed is not None
+    clock = [1000.0]
+    monkeypatch.setattr("worker.materialize.publish.time.monotonic", lambda: clock[0])
+    lease = Lease(ctx, str(doc["_id"]), "run-1")
+
+    lease.keep()  # no time has passed: nothing to renew
+    assert _reload(ctx, doc)["materialization"]["leaseUntilMs"] == 0
+    clock[0] += ctx.settings.lease_s / 3  # a third of the lease has gone by
+    before_ms = int(time.time() * 1000)
+    lease.keep()
+    renewed = _reload(ctx, doc)["materialization"]["leaseUntilMs"]
+    assert renewed >= before_ms + ctx.settings.lease_s * 1000
+
+    audiences.claim(ctx.stores.audiences, doc["_id"], 1, "run-2", lease_until_ms=5)
+    clock[0] += ctx.settings.lease_s
+    lease.keep()  # run-1 no longer holds the audience: run-2's lease stands
+    assert _reload(ctx, doc)["materialization"]["leaseUntilMs"] == 5

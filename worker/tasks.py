@@ -101,7 +101,7 @@ def materialize_task(self: Task, *args: Any, **kwargs: Any) -> dict[str, Any]:
     if outcome.status == "settling":
         # Ask again once the edits have settled; by then a newer revision may own the run.
         ask(audience_id, outcome.revision, countdown_s=ctx.settings.settle_ms / 1000)
-    if outcome.status != "done":
+    if outcome.status not in ("done", "partitioned"):
         event(log, "materialize.skipped", audience_id=audience_id, status=outcome.status)
     return {"status": outcome.status, "revision": outcome.revision}
 

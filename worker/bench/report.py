@@ -6,6 +6,11 @@ from datetime import datetime
 
 from worker.bench.measure import Order, Row, Split
 
+RATIO_TARGET = 1.3
+RSS_TARGET_MB = 150
+GROWTH_SLACK = 1.1  # 10 times the passports in at most 11 times the time
+SPEEDUP_TARGET = 1.6
+
 HEADER = """# Benchmarks
 
 Measured {when:%Y-%m-%d %H:%M} UTC on {machine}, with `audience-worker bench`.
@@ -36,8 +41,74 @@ def table(
             f"| {row.store_round_trips} "
             f"| {row.redis_round_trips} | {row.recipients:,} | {row.parts} |"
         )
-    lines += _scaling(rows) + _orders(orders) + _splits(splits)
+    lines += _targets(rows, splits) + _scaling(rows) + _orders(orders) + _splits(splits)
     return "\n".join(lines) + "\n"
+
+
+def _targets(rows: list[Row], splits: list[Split]) -> list[str]:
+    """The issue's targets at the largest size, each checked against this run's figures."""
+    large = max(row.size for row in rows)
+    at_large = [row for row in rows if row.size == large]
+    over = [row for row in at_large if row.ratio > RATIO_TARGET]
+    rss = max(row.rss_growth_mb for row in at_large)
+    lines = [
+        "",
+        f"## Targets at {large:,} passports",
+        "",
+        f"- Ratio to the floor at most {RATIO_TARGET}: "
+        + ("met by every audience." if not over else _over(over, len(at_large))),
+        f"- Worker peak RSS growth at most {RSS_TARGET_MB} MB: largest {rss:.1f} MB, "
+        + ("met." if rss <= RSS_TARGET_MB else "NOT met."),
+    ]
+    lines += _growth_target(rows, large) + _split_target(splits)
+    return lines
+
+
+def _over(over: list[Row], of: int) -> str:
+    named = ", ".join(
+        f"{row.audience} {row.ratio:.2f}"
+        + (f" ({_maybe(row.profiles_ratio)} with profiles)" if row.profiles_ratio else "")
+        for row in over
+    )
+    return f"NOT met by {len(over)} of {of}: {named}."
+
+
+def _growth_target(rows: list[Row], large: int) -> list[str]:
+    small = min(row.size for row in rows)
+    if small == large:
+        return []
+    limit = GROWTH_SLACK * large / small
+    times = {(row.size, row.audience): row.seconds for row in rows}
+    worst = max(
+        (row.seconds / times[(small, row.audience)], row.audience)
+        for row in rows
+        if row.size == large and times.get((small, row.audience))
+    )
+    verdict = "met." if worst[0] <= limit else "NOT met."
+    return [
+        f"- Time at {large:,} at most {limit:.0f} times the time at {small:,}: "
+        f"largest {worst[0]:.1f} times ({worst[1]}), {verdict}"
+    ]
+
+
+def _split_target(splits: list[Split]) -> list[str]:
+    if len(splits) < 2:
+        return []
+    one, two = splits[0], splits[-1]
+    speedup = one.seconds / two.seconds
+    verdict = "met." if speedup >= SPEEDUP_TARGET else "NOT met"
+    line = (
+        f"- {two.workers} workers at least {SPEEDUP_TARGET} times faster than one: "
+        f"{speedup:.2f} times, {verdict}"
+    )
+    if speedup < SPEEDUP_TARGET:
+        busiest = max(two.worker_cpu_s)
+        line += (
+            f"; the store's server spent {one.store_cpu_s:.1f} CPU s of the one-worker run's "
+            f"{one.seconds:.1f} s, so the store is what limits it; each worker's CPU went "
+            f"from {one.worker_cpu_s[0]:.1f} s to at most {busiest:.1f} s."
+        )
+    return [line]
 
 
 def _maybe(ratio: float | None) -> str:

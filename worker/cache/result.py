@@ -56,6 +56,7 @@ class ResultBuilder:
     def __init__(self, redis: Redis, prefix: str, audience_id: str, run_id: str, ttl_s: int):
         self._redis = redis
         self._ttl_s = ttl_s
+        self.audience_id = audience_id
         self.published = AudienceKeys.published(prefix, audience_id)
         self.build = AudienceKeys.building(prefix, audience_id, run_id)
         self.round_trips = 0

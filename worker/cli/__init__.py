@@ -144,6 +144,9 @@ def main(argv: list[str] | None = None) -> int:
     logs.configure("WARNING")
     try:
         return _dispatch(args)
+    except KeyboardInterrupt:
+        print(f"audience-worker {args.command}: stopped", file=sys.stderr)
+        return 130
     except (ConfigurationError, ImportLineError, OSError, PyMongoError) as error:
         print(f"audience-worker {args.command}: {error}", file=sys.stderr)
         return 2
@@ -175,7 +178,9 @@ def _dispatch(args: argparse.Namespace) -> int:
         return operate.serve_metrics(args.host, args.port)
     if args.command == "bench":
         from worker.bench import runner
+        from worker.embedded.processes import interrupt_on_signals
 
+        interrupt_on_signals()  # a killed bench still stops its servers and workers
         runner.run(args.sizes, args.out, args.workers, args.partition_size)
         return 0
     if args.command == "status":

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import secrets
 import shutil
-import signal
 import sys
 import tempfile
 import time
@@ -20,7 +19,7 @@ from rich.table import Table
 
 from worker.cli.operate import import_with_progress
 from worker.embedded.audiences import DEMO_AUDIENCES, describe
-from worker.embedded.processes import Group, StartFailed, free_port
+from worker.embedded.processes import Group, StartFailed, free_port, interrupt_on_signals
 from worker.embedded.servers import start_cache, start_store
 from worker.settings import Settings
 
@@ -32,9 +31,7 @@ FINAL_STATES = ("ready", "failed")
 def run(data_dir: Path, as_of: str | None, keep_running: bool, timeout_s: float = 300) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="audience-demo-"))
     group = Group(workdir)
-    # A plain `kill` or a closed terminal stops everything too, the same way Ctrl-C does.
-    for signum in (signal.SIGTERM, signal.SIGHUP):
-        signal.signal(signum, _interrupt)
+    interrupt_on_signals()
     try:
         api_url, keys = _start(group, data_dir)
         rows = _create_and_wait(api_url, keys, as_of, timeout_s)
@@ -51,10 +48,6 @@ def run(data_dir: Path, as_of: str | None, keep_running: bool, timeout_s: float 
     finally:
         group.stop()
         shutil.rmtree(workdir, ignore_errors=True)
-
-
-def _interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
 
 
 def _start(group: Group, data_dir: Path) -> tuple[str, dict[str, str]]:

@@ -92,3 +92,14 @@ class Group:
 def _signal(child: subprocess.Popen[bytes], signum: int) -> None:
     with suppress(ProcessLookupError, PermissionError):
         os.killpg(child.pid, signum)
+
+
+def interrupt_on_signals() -> None:
+    """Make a plain `kill` or a closed terminal stop this process the way Ctrl-C does, so
+    that its `finally` blocks stop the processes it started."""
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, _interrupt)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt

@@ -112,7 +112,9 @@ def run_part(ctx: Context, part: Part) -> Outcome:
     claimed = Claimed(part.run_id, part.seq, part.revision, Rule.from_document(doc))
     builder = builder_for(ctx, part.audience_id, part.run_id)
     stats = ScanStats()
-    count = collect(ctx, claimed.rule, part.as_of, builder, stats, (part.after, part.upto))
+    lease_until = epoch_ms() + ctx.settings.lease_s * 1000
+    audiences.extend_lease(ctx.stores.audiences, part.audience_id, part.run_id, lease_until)
+    count = collect(ctx, claimed, part.as_of, builder, stats, (part.after, part.upto))
     finished = _record_part(ctx, ledger, part, count, stats, builder.round_trips)
     if finished is None:
         return Outcome("part_done", part.revision, passports_read=stats.passports_read)

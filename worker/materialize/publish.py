@@ -15,7 +15,6 @@ from typing import Any
 from bson import ObjectId
 
 from worker import metrics
-from worker.audience.rule import Rule
 from worker.cache.keys import AudienceKeys
 from worker.cache.result import ResultBuilder, drop
 from worker.instants import iso
@@ -51,13 +50,15 @@ def builder_for(ctx: Context, audience_id: ObjectId, run_id: str) -> ResultBuild
 
 def collect(
     ctx: Context,
-    rule: Rule,
+    claimed: Claimed,
     as_of: datetime,
     builder: ResultBuilder,
     stats: ScanStats,
     bounds: Bounds = (None, None),
 ) -> int:
     """Stream the members (within `bounds`) into the build keys; returns how many."""
+    rule = claimed.rule
+    lease = Lease(ctx, builder.audience_id, claimed.run_id)
     settings = ctx.settings
     limits = ScanLimits(
         settings.batch_size,
@@ -68,6 +69,7 @@ def collect(
     )
     count_nft = 0
     for batch in matches(ctx.stores, rule, as_of, limits, stats, bounds):
+        lease.keep()
         if ctx.on_progress:
             ctx.on_progress(stats.passports_read)
         count_nft += len(batch)
@@ -78,6 +80,25 @@ def collect(
         else:
             builder.add((token for token, _ in batch), owners)
     return count_nft
+
+
+class Lease:
+    """Renews a run's lease while it works, so that a long run is not taken for a stuck one."""
+
+    def __init__(self, ctx: Context, audience_id: str, run_id: str):
+        self._ctx = ctx
+        self._audience_id = ObjectId(audience_id)
+        self._run_id = run_id
+        self._renewed = time.monotonic()
+
+    def keep(self) -> None:
+        lease_s = self._ctx.settings.lease_s
+        # A third of the lease between renewals leaves two thirds of slack for a slow batch.
+        if time.monotonic() - self._renewed < lease_s / 3:
+            return
+        until = epoch_ms() + lease_s * 1000
+        audiences.extend_lease(self._ctx.stores.audiences, self._audience_id, self._run_id, until)
+        self._renewed = time.monotonic()
 
 
 def finish(

@@ -118,7 +118,7 @@ def _run(ctx: Context, request: Request, claimed: Claimed) -> Outcome:
     builder = builder_for(ctx, audience_id, claimed.run_id)
     stats = ScanStats()
     try:
-        count_nft = collect(ctx, claimed.rule, as_of, builder, stats)
+        count_nft = collect(ctx, claimed, as_of, builder, stats)
     except BaseException:
         builder.discard()
         raise

@@ -135,6 +135,15 @@ def claim(
     )
 
 
+def extend_lease(
+    audiences: Collection[Doc], audience_id: ObjectId, run_id: str, lease_until_ms: int
+) -> bool:
+    """Keep a long run's hold on the audience; False when another run has taken it."""
+    held = {"_id": audience_id, "materialization.runId": run_id}
+    update = {"$set": {"materialization.leaseUntilMs": lease_until_ms}}
+    return audiences.update_one(held, update).matched_count == 1
+
+
 def _unless_newer_result(seq: int, *conditions: Doc) -> Doc:
     """`conditions`, and no result of run `seq` or later published yet.
 
