@@ -66,7 +66,7 @@ def test_chunked_and_unchunked_evaluations_agree(ctx: Context) -> None:
     ctx.stores.wallets.insert_many(
         {"_id": "0x" + str(n) * 40, "custodial": n % 2 == 1, "country": "France"} for n in (1, 2, 3)
     )
-    update = {"in_chunk_size": 2, "batch_size": 4, "owner_cache_size": 1}
+    update = {"in_chunk_size": 2, "batch_size": 4}
     small = Context(ctx.settings.model_copy(update=update), ctx.stores, ctx.redis)
     for body in bodies:
         assert _materialize(small, body) == _materialize(ctx, body)

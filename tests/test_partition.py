@@ -21,7 +21,7 @@ from worker.store import audiences
 
 AS_OF = datetime(2022, 10, 20, tzinfo=UTC)
 SIZE = 2_000
-PART = 300  # 2,000 passports in ranges of 300: six full ranges and one of 200
+PART = 300  # 2,000 passports in owner ranges of about 300
 
 
 def _insert(ctx: Context, body: dict[str, Any]) -> Any:
@@ -40,8 +40,10 @@ def _published(ctx: Context, audience_id: Any) -> tuple[set[str], set[str], dict
     )
 
 
-def _partitioned(ctx: Context, sent: list[Part]) -> Context:
-    settings = ctx.settings.model_copy(update={"partition_size": PART})
+def _partitioned(ctx: Context, sent: list[Part], owner_first: str = "passports") -> Context:
+    # Passports first unless told otherwise: only runs that read passports first are split.
+    update = {"partition_size": PART, "owner_first": owner_first}
+    settings = ctx.settings.model_copy(update=update)
     return Context(settings, ctx.stores, ctx.redis, send_parts=sent.extend)
 
 
@@ -51,10 +53,21 @@ def brand(ctx: Context) -> Context:
     return ctx
 
 
-def test_cuts_split_the_brand_into_ranges_of_the_given_size(brand: Context) -> None:
-    tokens = sorted(str(n) for n in range(SIZE))  # the scan's order: text, not number
+def test_cuts_split_the_brand_into_owner_ranges_of_about_the_given_size(brand: Context) -> None:
+    # Worked out from the generator: passports in (owner, tokenId) order, and a cut at the
+    # owner of every PART-th passport counted from just past the previous cut's owner.
+    ordered = sorted(
+        (p["owner"], p["tokenId"]) for batch in synthetic.passports(SIZE) for p in batch
+    )
+    expected: list[str] = []
+    rest = ordered
+    while len(rest) >= PART:
+        cut = rest[PART - 1][0]
+        rest = [pair for pair in rest if pair[0] > cut]
+        if rest:
+            expected.append(cut)
     cuts = split_points(brand.stores.passports, synthetic.BRAND, PART)
-    assert cuts == [tokens[i] for i in range(PART - 1, SIZE - 1, PART)]
+    assert cuts == expected and len(cuts) >= 5
     assert split_points(brand.stores.passports, synthetic.BRAND, SIZE) == []
 
 
@@ -80,10 +93,11 @@ def test_parts_in_any_order_publish_what_one_task_does(
     split_id = _insert(brand, body)
     started = materialize(_partitioned(brand, sent), Request(split_id, as_of=AS_OF))
     assert started.status == "partitioned"
-    assert len(sent) == 7
+    cuts = split_points(brand.stores.passports, synthetic.BRAND, PART)
+    assert len(sent) == len(cuts) + 1
     random.Random(5).shuffle(sent)
     statuses = [run_part(brand, part).status for part in sent]
-    assert statuses == ["part_done"] * 6 + ["done"]
+    assert statuses == ["part_done"] * len(cuts) + ["done"]
 
     ours, theirs = _published(brand, split_id), _published(brand, whole_id)
     assert ours[0] == theirs[0] and ours[1] == theirs[1]
@@ -144,3 +158,14 @@ def test_a_part_renews_the_runs_lease(brand: Context) -> None:
     state = (audiences.load(brand.stores.audiences, audience_id) or {})["materialization"]
     # Renewed for LEASE_S from when the part started, so refresh does not take it for stuck.
     assert state["leaseUntilMs"] >= before_ms + brand.settings.lease_s * 1000
+
+
+def test_a_run_that_reads_the_few_matching_wallets_first_is_not_split(brand: Context) -> None:
+    # About 600 wallets, 40 % custodial, one in eight in Japan: some 30 match, far fewer
+    # than the 2,000 passports over the ratio of 10, so auto reads the wallets first.
+    sent: list[Part] = []
+    audience_id = _insert(brand, {"countries": "Japan", "custodialWallet": "yes"})
+    ctx = _partitioned(brand, sent, owner_first="auto")
+    outcome = materialize(ctx, Request(audience_id, as_of=AS_OF))
+    assert (outcome.status, sent) == ("done", [])
+    assert outcome.passports_read < SIZE // 10

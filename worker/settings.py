@@ -38,7 +38,6 @@ class Settings(BaseSettings):
     in_chunk_size: int = Field(default=1000, ge=1, le=50_000)
     # A run over more passports than this is split into parts any worker can run; 0: never.
     partition_size: int = Field(default=250_000, ge=0)
-    owner_cache_size: int = Field(default=200_000, ge=1)
     # Which collection a rule with a selective owner rule reads first; "auto" counts to choose.
     owner_first: Literal["auto", "wallets", "passports"] = "auto"
     # "auto" reads the wallets first when fewer than (passports to scan) / this ratio match.

@@ -18,9 +18,9 @@ from worker.audience.fields import AudienceCreate
 from worker.audience.rule import Rule
 from worker.bench import procs, synthetic
 from worker.bench.workers import Asker, Workers
-from worker.materialize import wallets_first
 from worker.materialize.base import Context
 from worker.materialize.evaluate import ScanLimits, ScanStats, passport_batches
+from worker.materialize.publish import choose_order
 from worker.materialize.run import Request, materialize
 from worker.store import audiences, wallets
 
@@ -162,16 +162,8 @@ def _in_process(ctx: Context, audience_id: ObjectId, order: str) -> tuple[float,
 
 def _auto_picks_wallets(ctx: Context, audience_id: ObjectId) -> bool:
     rule = Rule.from_document(audiences.load(ctx.stores.audiences, audience_id) or {})
-    settings = ctx.settings
-    limits = ScanLimits(
-        settings.batch_size,
-        settings.in_chunk_size,
-        owner_first="auto",
-        owner_first_ratio=settings.owner_first_ratio,
-    )
-    owner_rule = rule.owner_rule(synthetic.END)
-    scan = wallets_first.Scan(ctx.stores, rule, owner_rule, limits, ScanStats(), (None, None))
-    return wallets_first.chosen(scan)
+    auto = Context(ctx.settings.model_copy(update={"owner_first": "auto"}), ctx.stores, ctx.redis)
+    return choose_order(auto, rule, synthetic.END, ScanStats()) == "wallets"
 
 
 def _cpu(bench: Bench, pids: list[int]) -> list[float]:

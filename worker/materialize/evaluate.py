@@ -1,8 +1,10 @@
 """Evaluating a rule against the stores as a stream of matching (tokenId, owner) batches.
 
-Memory follows the batch size, plus one yes/no per owner already decided (at most
-`owner_cache_size` of them), so a wallet profile is read about once per run however many
-passports its owner holds, and a brand with millions of owners still runs in flat memory.
+Memory follows the batch size. Scans come in owner order, so the yes/no of the previous
+batch's owners is all that needs keeping: a wallet profile is read once per run however many
+passports its owner holds (twice when a batch ends inside them), and a brand with millions of
+owners runs in the same memory as a small one. Token id lists come in chunks by id, so there
+an owner's profile is read once per chunk that holds one of its passports.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from worker.store import passports, wallets
 from worker.store.mongo import Stores
 
 Match = tuple[str, str]
-# A tokenId range of a partitioned run: above the first, up to and with the second; None is open.
+# An owner range of a partitioned run: above the first, up to and with the second; None is open.
 Bounds = tuple[str | None, str | None]
 
 
@@ -27,7 +29,6 @@ Bounds = tuple[str | None, str | None]
 class ScanLimits:
     batch_size: int
     in_chunk_size: int
-    owner_cache_size: int = 200_000
     # "auto", "wallets" or "passports": which collection a rule with an owner rule reads first.
     owner_first: str = "auto"
     # "auto" reads the wallets first when they are fewer than the passports over this.
@@ -74,7 +75,7 @@ def _evaluate(
     decided: dict[str, bool] = {}
     for found in _counted(rule, passport_batches(stores, rule, limits, bounds), stats):
         if not owner_rule.is_open:
-            _decide_owners(stores, owner_rule, {o for _, o in found}, decided, limits, stats)
+            decided = _decide(stores, owner_rule, {o for _, o in found}, decided, limits, stats)
             found = [(token, owner) for token, owner in found if decided[owner]]
         yield found
 
@@ -112,20 +113,19 @@ def _passport_matches(rule: Rule, batch: list[dict[str, Any]]) -> list[Match]:
     return found
 
 
-def _decide_owners(
+def _decide(
     stores: Stores,
     owner_rule: OwnerRule,
     owners: set[str],
-    decided: dict[str, bool],
+    before: dict[str, bool],
     limits: ScanLimits,
     stats: ScanStats,
-) -> None:
-    if len(decided) + len(owners) > limits.owner_cache_size:
-        decided.clear()
+) -> dict[str, bool]:
+    """The yes/no of this batch's owners, reading only profiles the last batch did not."""
+    decided = {owner: before[owner] for owner in owners if owner in before}
     unknown = owners.difference(decided)
-    if not unknown:
-        return
-    profiles = wallets.profiles(stores.wallets, unknown, limits.in_chunk_size)
-    stats.store_round_trips += -(-len(unknown) // limits.in_chunk_size)
-    for owner in unknown:
-        decided[owner] = owner_rule.admits(profiles.get(owner))
+    if unknown:
+        profiles = wallets.profiles(stores.wallets, unknown, limits.in_chunk_size)
+        stats.store_round_trips += -(-len(unknown) // limits.in_chunk_size)
+        decided.update((owner, owner_rule.admits(profiles.get(owner))) for owner in unknown)
+    return decided

@@ -1,6 +1,6 @@
 """Partitioned runs: one big audience evaluated by several workers, switched in once.
 
-The run that claims the audience cuts the brand's passports into tokenId ranges and sends one
+The run that claims the audience cuts the brand's passports into owner ranges and sends one
 part per range. Every part writes into the same build keys, which hold only sets and a
 per-owner minimum, so the order in which parts run cannot change the result: it is exactly
 the one a single task would publish. The part that finds all the others done publishes it,
@@ -24,13 +24,14 @@ from worker.materialize.base import Claimed, Context, Outcome
 from worker.materialize.evaluate import ScanStats
 from worker.materialize.publish import Totals, builder_for, collect, epoch_ms, finish
 from worker.store import audiences
+from worker.store import passports as passports_store
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class Part:
-    """One `audiences.materialize_part` message: a tokenId range of a claimed run."""
+    """One `audiences.materialize_part` message: an owner range of a claimed run."""
 
     audience_id: ObjectId
     run_id: str
@@ -44,22 +45,28 @@ class Part:
 
 
 def split_points(passports: Collection[Any], brand_id: str, size: int) -> list[str]:
-    """The tokenIds that cut the brand's passports into ranges of `size`, in tokenId order.
+    """The owners that cut the brand's passports into ranges of about `size`, in owner order.
 
-    Each cut is found by skipping along the (brandId, tokenId) index, so planning reads one
-    key per cut; a brand of at most `size` passports gets none.
+    Each cut is the owner of the size-th passport past the last cut, found by skipping along
+    the (brandId, owner, tokenId) index, so planning reads one key per cut. All of an owner's
+    passports fall in one range (a range may exceed `size` by what its last owner holds), so
+    no two parts ever read the same owner's profile. A brand of at most `size` gets none.
     """
     cuts: list[str] = []
     while True:
-        query: dict[str, Any] = {"brandId": {"$eq": brand_id}}
-        if cuts:
-            query["tokenId"] = {"$gt": cuts[-1]}
-        found = passports.find(query, {"_id": 0, "tokenId": 1}).sort("tokenId", 1)
-        # The size-th key closes this range; a key after it means another range follows.
-        keys = [doc["tokenId"] for doc in found.skip(size - 1).limit(2)]
-        if len(keys) < 2:
+        after = {"$gt": cuts[-1]} if cuts else {}
+        query = {"brandId": {"$eq": brand_id}, "owner": {**passports_store.HAS_OWNER, **after}}
+        found = passports.find(query, {"_id": 0, "owner": 1}).sort(passports_store.ORDER)
+        keys = [doc["owner"] for doc in found.skip(size - 1).limit(1)]
+        if not keys or not _any_after(passports, brand_id, keys[0]):
             return cuts
         cuts.append(keys[0])
+
+
+def _any_after(passports: Collection[Any], brand_id: str, owner: str) -> bool:
+    # A cut with no owner after it would leave the last range empty.
+    query = {"brandId": {"$eq": brand_id}, "owner": {**passports_store.HAS_OWNER, "$gt": owner}}
+    return passports.find_one(query, {"_id": 0, "owner": 1}) is not None
 
 
 def plan(ctx: Context, rule: Rule) -> list[str]:
@@ -114,7 +121,9 @@ def run_part(ctx: Context, part: Part) -> Outcome:
     stats = ScanStats()
     lease_until = epoch_ms() + ctx.settings.lease_s * 1000
     audiences.extend_lease(ctx.stores.audiences, part.audience_id, part.run_id, lease_until)
-    count = collect(ctx, claimed, part.as_of, builder, stats, (part.after, part.upto))
+    # Runs are only split when they read the passports first.
+    bounds = (part.after, part.upto)
+    count = collect(ctx, claimed, part.as_of, builder, stats, "passports", bounds)
     finished = _record_part(ctx, ledger, part, count, stats, builder.round_trips)
     if finished is None:
         return Outcome("part_done", part.revision, passports_read=stats.passports_read)

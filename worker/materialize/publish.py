@@ -15,12 +15,15 @@ from typing import Any
 from bson import ObjectId
 
 from worker import metrics
+from worker.audience.rule import Rule
 from worker.cache.keys import AudienceKeys
 from worker.cache.result import ResultBuilder, drop
 from worker.instants import iso
 from worker.logs import event
+from worker.materialize import wallets_first
 from worker.materialize.base import Claimed, Context, Outcome
 from worker.materialize.evaluate import Bounds, ScanLimits, ScanStats, matches
+from worker.settings import Settings
 from worker.store import audiences
 
 log = logging.getLogger(__name__)
@@ -48,25 +51,38 @@ def builder_for(ctx: Context, audience_id: ObjectId, run_id: str) -> ResultBuild
     )
 
 
+def scan_limits(settings: Settings, owner_first: str | None = None) -> ScanLimits:
+    """The settings' limits; `owner_first` fixes an order chosen beforehand."""
+    return ScanLimits(
+        settings.batch_size,
+        settings.in_chunk_size,
+        owner_first or settings.owner_first,
+        settings.owner_first_ratio,
+    )
+
+
+def choose_order(ctx: Context, rule: Rule, as_of: datetime, stats: ScanStats) -> str:
+    """Which collection this run reads first, "wallets" or "passports" (see wallets_first)."""
+    owner_rule = rule.owner_rule(as_of)
+    limits = scan_limits(ctx.settings)
+    scan = wallets_first.Scan(ctx.stores, rule, owner_rule, limits, stats, (None, None))
+    return "wallets" if wallets_first.chosen(scan) else "passports"
+
+
 def collect(
     ctx: Context,
     claimed: Claimed,
     as_of: datetime,
     builder: ResultBuilder,
     stats: ScanStats,
+    order: str,
     bounds: Bounds = (None, None),
 ) -> int:
-    """Stream the members (within `bounds`) into the build keys; returns how many."""
+    """Stream the members (within `bounds`) into the build keys, reading in the `order` chosen
+    for the whole run; returns how many."""
     rule = claimed.rule
     lease = Lease(ctx, builder.audience_id, claimed.run_id)
-    settings = ctx.settings
-    limits = ScanLimits(
-        settings.batch_size,
-        settings.in_chunk_size,
-        settings.owner_cache_size,
-        settings.owner_first,
-        settings.owner_first_ratio,
-    )
+    limits = scan_limits(ctx.settings, order)
     count_nft = 0
     for batch in matches(ctx.stores, rule, as_of, limits, stats, bounds):
         lease.keep()

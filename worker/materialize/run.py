@@ -21,7 +21,14 @@ from worker.logs import event
 from worker.materialize import partition
 from worker.materialize.base import Claimed, Context, Outcome, Request
 from worker.materialize.evaluate import ScanStats
-from worker.materialize.publish import Totals, builder_for, collect, epoch_ms, finish
+from worker.materialize.publish import (
+    Totals,
+    builder_for,
+    choose_order,
+    collect,
+    epoch_ms,
+    finish,
+)
 from worker.settings import Settings
 from worker.store import audiences
 
@@ -112,13 +119,15 @@ def _run(ctx: Context, request: Request, claimed: Claimed) -> Outcome:
     event(
         log, "run.start", audience_id=str(audience_id), revision=claimed.revision, seq=claimed.seq
     )
-    cuts = partition.plan(ctx, claimed.rule)
+    stats = ScanStats()
+    order = choose_order(ctx, claimed.rule, as_of, stats)
+    # Wallets first reads only the few admitted wallets' passports: never worth splitting.
+    cuts = partition.plan(ctx, claimed.rule) if order == "passports" else []
     if cuts:
         return partition.start(ctx, audience_id, claimed, as_of, cuts)
     builder = builder_for(ctx, audience_id, claimed.run_id)
-    stats = ScanStats()
     try:
-        count_nft = collect(ctx, claimed, as_of, builder, stats)
+        count_nft = collect(ctx, claimed, as_of, builder, stats, order)
     except BaseException:
         builder.discard()
         raise

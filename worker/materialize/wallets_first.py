@@ -30,7 +30,7 @@ PASSPORT_COUNT_CAP = 10_000_000
 
 @dataclass(frozen=True)
 class Scan:
-    """One evaluation's stores, rule, limits, counters and tokenId range."""
+    """One evaluation's stores, rule, limits, counters and owner range."""
 
     stores: Stores
     rule: Rule
@@ -70,13 +70,16 @@ def _passport_batches(scan: Scan) -> Iterator[list[dict[str, Any]]]:
     queries = _passport_queries(scan.rule, limits)
     for chunk in _owner_chunks(scan.stores, scan.owner_rule, limits, scan.stats):
         for query in queries:
-            owned = {**query, "owner": {"$in": chunk}}
+            # Bounded by the chunk's lowest and highest address, so a store that cannot use
+            # the (brandId, owner) index for `$in` still walks only that stretch of it.
+            owners = {"$in": chunk, "$gte": min(chunk), "$lte": max(chunk)}
+            owned = {**query, "owner": owners}
             yield from passports.scan(scan.stores.passports, owned, limits.batch_size, *scan.bounds)
 
 
 def _passport_queries(rule: Rule, limits: ScanLimits) -> list[dict[str, Any]]:
     if rule.tag_rule == "tokenIds":
-        # scan() pages on tokenId itself, so the list is left to Rule.passport_admits.
+        # The list may be long and the scan walks owners: Rule.passport_admits checks it.
         return [{"brandId": {"$eq": rule.brand_id}}]
     return list(rule.passport_filters(limits.in_chunk_size))
 
@@ -118,7 +121,7 @@ def _passports_to_scan(
     key_range = {op: key for op, key in key_range.items() if key is not None}
     total = 0
     for query in rule.passport_filters(limits.in_chunk_size):
-        ranged = {**query, "tokenId": key_range} if key_range else query
+        ranged = {**query, "owner": key_range} if key_range else query
         stats.store_round_trips += 1
         total += passports.count_up_to(stores.passports, ranged, PASSPORT_COUNT_CAP - total)
         if total >= PASSPORT_COUNT_CAP:

@@ -43,9 +43,11 @@ def stores(client: MongoClient[Document], settings: Settings) -> Stores:
 
 def ensure_indexes(s: Stores) -> None:
     """Create what the scans and lookups use; a no-op when they exist."""
-    # Unique per brand: the import upserts on it and every passport scan walks it in order.
+    # Unique per brand: the import and token id lookups use it.
     s.passports.create_index([("brandId", ASCENDING), ("tokenId", ASCENDING)], unique=True)
     s.passports.create_index([("brandId", ASCENDING), ("tags", ASCENDING)])
     s.passports.create_index([("brandId", ASCENDING), ("productId", ASCENDING)])
     s.passports.create_index([("owner", ASCENDING)])
+    # Every passport scan walks this one, in owner order (see passports.scan).
+    s.passports.create_index([("brandId", ASCENDING), ("owner", ASCENDING), ("tokenId", ASCENDING)])
     s.audiences.create_index([("brandId", ASCENDING), ("createdAt", ASCENDING)])

@@ -1,8 +1,11 @@
 """Reading passports in bounded batches.
 
-A scan never asks for an unbounded result: it walks the brand's passports in `tokenId`
-order, one `limit`ed range at a time, so the store never builds a huge result and a scan that
-stops can start again from the last key it saw.
+A scan never asks for an unbounded result: it walks the brand's passports in (owner, tokenId)
+order, one `limit`ed range of the (brandId, owner, tokenId) index at a time, so the store
+never builds a huge result and a scan that stops can start again from the last key it saw.
+Owner order puts all of one owner's passports together, so each owner's wallet profile is
+needed for one batch (two, when a batch ends inside them), and a range of owners is a
+partition whose owners no other partition sees.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from worker.audience.rule import ZERO_ADDRESS
 PROJECTION = {"_id": 0, "tokenId": 1, "owner": 1, "tags": 1, "productId": 1}
 # Burned or unclaimed passports are left out by the store; the worker checks again.
 HAS_OWNER = {"$nin": [None, "", ZERO_ADDRESS]}
+ORDER = [("owner", 1), ("tokenId", 1)]
 
 
 def scan(
@@ -26,23 +30,37 @@ def scan(
     after: str | None = None,
     upto: str | None = None,
 ) -> Iterator[list[dict[str, Any]]]:
-    """Yield the passports matching `query` in tokenId order, `batch_size` at a time,
-    with tokenIds above `after` and up to `upto` when they are given."""
+    """Yield the passports matching `query` in owner order, `batch_size` at a time, with
+    owners above `after` and up to `upto` when they are given."""
+    # An owner condition of the query (an address list) is kept beside the exclusion.
+    owners = {**HAS_OWNER, **query.get("owner", {})}
+    if upto is not None:
+        owners["$lte"] = upto
     last = after
     while True:
-        # An owner condition of the query (an address list) is kept beside the exclusion.
-        bounded = {**query, "owner": {**HAS_OWNER, **query.get("owner", {})}}
-        key_range = {"$gt": last, "$lte": upto}
-        key_range = {op: key for op, key in key_range.items() if key is not None}
-        if key_range:
-            bounded["tokenId"] = key_range
-        cursor = passports.find(bounded, PROJECTION).sort("tokenId", 1).limit(batch_size)
-        batch = list(cursor)
+        page_owners = owners if last is None else {**owners, "$gt": last}
+        found = passports.find({**query, "owner": page_owners}, PROJECTION)
+        batch = list(found.sort(ORDER).limit(batch_size))
         if batch:
             yield batch
         if len(batch) < batch_size:
             return
-        last = batch[-1]["tokenId"]
+        last, token = batch[-1]["owner"], batch[-1]["tokenId"]
+        # The batch may have stopped inside this owner's passports: finish them first.
+        yield from _rest_of_owner(passports, query, last, token, batch_size)
+
+
+def _rest_of_owner(
+    passports: Collection[Any], query: dict[str, Any], owner: str, token: str, batch_size: int
+) -> Iterator[list[dict[str, Any]]]:
+    while True:
+        rest = {**query, "owner": {"$eq": owner}, "tokenId": {"$gt": token}}
+        batch = list(passports.find(rest, PROJECTION).sort("tokenId", 1).limit(batch_size))
+        if batch:
+            yield batch
+        if len(batch) < batch_size:
+            return
+        token = batch[-1]["tokenId"]
 
 
 def by_token_ids(
@@ -66,7 +84,7 @@ def count_up_to(passports: Collection[Any], query: dict[str, Any], limit: int) -
     # $limit before $count stops the walk early, like count_documents(limit=); the pipeline
     # is spelled out because some MongoDB-speaking servers run count_documents' $group slowly.
     pipeline: list[dict[str, Any]] = [
-        {"$match": {**query, "owner": HAS_OWNER}},
+        {"$match": {**query, "owner": {**HAS_OWNER, **query.get("owner", {})}}},
         {"$limit": limit},
         {"$count": "n"},
     ]

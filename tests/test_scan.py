@@ -1,0 +1,42 @@
+"""Scans walk owners in order, in bounded batches, and finish an owner a batch cut short."""
+
+from __future__ import annotations
+
+from worker.materialize.run import Context
+from worker.store.passports import scan
+
+A, B, C = ("0x" + ch * 40 for ch in "abc")
+HELD = {A: 7, B: 1, C: 5}  # passports per owner
+
+
+def _load(ctx: Context) -> None:
+    docs = [
+        {"brandId": "b", "tokenId": f"{owner[2]}{n}", "owner": owner, "tags": []}
+        for owner, count in HELD.items()
+        for n in range(count)
+    ]
+    burned = {"brandId": "b", "tokenId": "z0", "owner": "0x" + "0" * 40, "tags": []}
+    other_brand = {"brandId": "other", "tokenId": "a0", "owner": A, "tags": []}
+    ctx.stores.passports.insert_many([*docs, burned, other_brand])
+
+
+def test_every_passport_comes_once_in_owner_order_in_batches_of_at_most_three(
+    ctx: Context,
+) -> None:
+    _load(ctx)
+    batches = list(scan(ctx.stores.passports, {"brandId": {"$eq": "b"}}, 3))
+    pairs = [(p["owner"], p["tokenId"]) for batch in batches for p in batch]
+    # 13 passports with a real owner; the burned one and the other brand's are left out.
+    assert sorted(pairs) == pairs and len(pairs) == len(set(pairs)) == 13
+    assert all(1 <= len(batch) <= 3 for batch in batches)
+
+
+def test_an_owner_range_holds_exactly_its_owners(ctx: Context) -> None:
+    _load(ctx)
+    query = {"brandId": {"$eq": "b"}}
+    middle = [p["owner"] for batch in scan(ctx.stores.passports, query, 2, A, B) for p in batch]
+    assert middle == [B]
+    tail = {p["owner"] for batch in scan(ctx.stores.passports, query, 2, B) for p in batch}
+    assert tail == {C}
+    head = [p for batch in scan(ctx.stores.passports, query, 2, None, A) for p in batch]
+    assert len(head) == HELD[A]
