@@ -54,8 +54,9 @@ def brand(ctx: Context) -> Context:
 
 
 def test_cuts_split_the_brand_into_owner_ranges_of_about_the_given_size(brand: Context) -> None:
-    # Worked out from the generator: passports in (owner, tokenId) order, and a cut at the
-    # owner of every PART-th passport counted from just past the previous cut's owner.
+    # Worked out from the generator (every passport has a real owner): passports in (owner,
+    # tokenId) order, and a cut at the owner of every PART-th passport counted from just past
+    # the previous cut's owner.
     ordered = sorted(
         (p["owner"], p["tokenId"]) for batch in synthetic.passports(SIZE) for p in batch
     )
@@ -169,3 +170,13 @@ def test_a_run_that_reads_the_few_matching_wallets_first_is_not_split(brand: Con
     outcome = materialize(ctx, Request(audience_id, as_of=AS_OF))
     assert (outcome.status, sent) == ("done", [])
     assert outcome.passports_read < SIZE // 10
+
+
+def test_a_cut_is_never_a_burned_owner(ctx: Context) -> None:
+    burned = [{"brandId": "b", "tokenId": f"x{n}", "owner": None} for n in range(6)]
+    owned = [{"brandId": "b", "tokenId": f"y{n}", "owner": f"0x{n:040x}"} for n in range(1, 7)]
+    ctx.stores.passports.insert_many(burned + owned)
+    # Null owners sort first: the 4th passport is burned, so no range is cut there.
+    assert split_points(ctx.stores.passports, "b", 4) == []
+    # The 8th passport is the second real owner's; five real owners follow it.
+    assert split_points(ctx.stores.passports, "b", 8) == [f"0x{2:040x}"]

@@ -17,7 +17,7 @@ from typing import Any
 from bson import ObjectId
 from pymongo.collection import Collection
 
-from worker.audience.rule import Rule
+from worker.audience.rule import Rule, real_owner
 from worker.cache.keys import AudienceKeys
 from worker.logs import event
 from worker.materialize.base import Claimed, Context, Outcome
@@ -54,13 +54,19 @@ def split_points(passports: Collection[Any], brand_id: str, size: int) -> list[s
     """
     cuts: list[str] = []
     while True:
-        after = {"$gt": cuts[-1]} if cuts else {}
-        query = {"brandId": {"$eq": brand_id}, "owner": {**passports_store.HAS_OWNER, **after}}
+        # Burned passports are counted too: a filter on the owner would make the store read
+        # every skipped passport instead of only the index.
+        query: dict[str, Any] = {"brandId": {"$eq": brand_id}}
+        if cuts:
+            query["owner"] = {"$gt": cuts[-1]}
         found = passports.find(query, {"_id": 0, "owner": 1}).sort(passports_store.ORDER)
-        keys = [doc["owner"] for doc in found.skip(size - 1).limit(1)]
-        if not keys or not _any_after(passports, brand_id, keys[0]):
+        keys = [doc.get("owner") for doc in found.skip(size - 1).limit(1)]
+        cut = keys[0] if keys else None
+        if not isinstance(cut, str) or real_owner(cut) is None:
+            return cuts  # too few passports left, or only burned ones so far
+        if not _any_after(passports, brand_id, cut):
             return cuts
-        cuts.append(keys[0])
+        cuts.append(cut)
 
 
 def _any_after(passports: Collection[Any], brand_id: str, owner: str) -> bool:
