@@ -13,8 +13,10 @@ from bson import ObjectId
 
 from worker import messages
 from worker.audience.fields import AudienceCreate
+from worker.audience.rule import Rule
 from worker.bench import synthetic
 from worker.errors import InvalidMessage
+from worker.materialize.evaluate import scan_key
 from worker.materialize.partition import Part, run_part, split_points
 from worker.materialize.run import Context, Request, materialize
 from worker.store import audiences
@@ -67,9 +69,17 @@ def test_cuts_split_the_brand_into_owner_ranges_of_about_the_given_size(brand: C
         rest = [pair for pair in rest if pair[0] > cut]
         if rest:
             expected.append(cut)
-    cuts = split_points(brand.stores.passports, synthetic.BRAND, PART)
+    cuts = split_points(brand.stores.passports, synthetic.BRAND, PART, "owner")
     assert cuts == expected and len(cuts) >= 5
-    assert split_points(brand.stores.passports, synthetic.BRAND, SIZE) == []
+    assert split_points(brand.stores.passports, synthetic.BRAND, SIZE, "owner") == []
+
+
+def test_a_rule_that_reads_no_profile_is_cut_by_token_id(brand: Context) -> None:
+    tokens = sorted(str(n) for n in range(SIZE))  # the scan's order: text, not number
+    cuts = split_points(brand.stores.passports, synthetic.BRAND, PART, "tokenId")
+    assert cuts == [tokens[i] for i in range(PART - 1, SIZE - 1, PART)]
+    assert scan_key(Rule.from_document({"brandId": "b", "uniqueOwner": True})) == "tokenId"
+    assert scan_key(Rule.from_document({"brandId": "b", "countries": ["Japan"]})) == "owner"
 
 
 @pytest.mark.parametrize(
@@ -94,7 +104,8 @@ def test_parts_in_any_order_publish_what_one_task_does(
     split_id = _insert(brand, body)
     started = materialize(_partitioned(brand, sent), Request(split_id, as_of=AS_OF))
     assert started.status == "partitioned"
-    cuts = split_points(brand.stores.passports, synthetic.BRAND, PART)
+    key = scan_key(Rule.from_document(audiences.load(brand.stores.audiences, split_id) or {}))
+    cuts = split_points(brand.stores.passports, synthetic.BRAND, PART, key)
     assert len(sent) == len(cuts) + 1
     random.Random(5).shuffle(sent)
     statuses = [run_part(brand, part).status for part in sent]
@@ -177,6 +188,6 @@ def test_a_cut_is_never_a_burned_owner(ctx: Context) -> None:
     owned = [{"brandId": "b", "tokenId": f"y{n}", "owner": f"0x{n:040x}"} for n in range(1, 7)]
     ctx.stores.passports.insert_many(burned + owned)
     # Null owners sort first: the 4th passport is burned, so no range is cut there.
-    assert split_points(ctx.stores.passports, "b", 4) == []
+    assert split_points(ctx.stores.passports, "b", 4, "owner") == []
     # The 8th passport is the second real owner's; five real owners follow it.
-    assert split_points(ctx.stores.passports, "b", 8) == [f"0x{2:040x}"]
+    assert split_points(ctx.stores.passports, "b", 8, "owner") == [f"0x{2:040x}"]

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from worker.audience.rule import OwnerRule, Rule, real_owner
@@ -21,7 +21,9 @@ from worker.store import passports, wallets
 from worker.store.mongo import Stores
 
 Match = tuple[str, str]
-# An owner range of a partitioned run: above the first, up to and with the second; None is open.
+# Whether an owner rule is open does not depend on the instant it is evaluated at.
+ANY_INSTANT = datetime(2000, 1, 1, tzinfo=UTC)
+# A key range of a partitioned run: above the first, up to and with the second; None is open.
 Bounds = tuple[str | None, str | None]
 
 
@@ -96,11 +98,17 @@ def passport_batches(
         return passports.by_token_ids(
             stores.passports, rule.brand_id, rule.token_ids, limits.in_chunk_size
         )
+    key = scan_key(rule)
     return (
         batch
         for query in rule.passport_filters(limits.in_chunk_size)
-        for batch in passports.scan(stores.passports, query, limits.batch_size, *bounds)
+        for batch in passports.scan(stores.passports, query, limits.batch_size, *bounds, key)
     )
+
+
+def scan_key(rule: Rule) -> str:
+    """The order a brand scan walks: by owner when profiles are read, else by tokenId."""
+    return "tokenId" if rule.owner_rule(ANY_INSTANT).is_open else "owner"
 
 
 def _passport_matches(rule: Rule, batch: list[dict[str, Any]]) -> list[Match]:

@@ -1,6 +1,6 @@
 """Partitioned runs: one big audience evaluated by several workers, switched in once.
 
-The run that claims the audience cuts the brand's passports into owner ranges and sends one
+The run that claims the audience cuts the brand's passports into key ranges and sends one
 part per range. Every part writes into the same build keys, which hold only sets and a
 per-owner minimum, so the order in which parts run cannot change the result: it is exactly
 the one a single task would publish. The part that finds all the others done publishes it,
@@ -21,7 +21,7 @@ from worker.audience.rule import Rule, real_owner
 from worker.cache.keys import AudienceKeys
 from worker.logs import event
 from worker.materialize.base import Claimed, Context, Outcome
-from worker.materialize.evaluate import ScanStats
+from worker.materialize.evaluate import ScanStats, scan_key
 from worker.materialize.publish import Totals, builder_for, collect, epoch_ms, finish
 from worker.store import audiences
 from worker.store import passports as passports_store
@@ -31,7 +31,8 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Part:
-    """One `audiences.materialize_part` message: an owner range of a claimed run."""
+    """One `audiences.materialize_part` message: a key range of a claimed run (owners, or
+    tokenIds for a rule that reads no wallet profile; see `scan_key`)."""
 
     audience_id: ObjectId
     run_id: str
@@ -44,13 +45,14 @@ class Part:
     upto: str | None
 
 
-def split_points(passports: Collection[Any], brand_id: str, size: int) -> list[str]:
-    """The owners that cut the brand's passports into ranges of about `size`, in owner order.
+def split_points(passports: Collection[Any], brand_id: str, size: int, key: str) -> list[str]:
+    """The keys (owners or tokenIds) that cut the brand's passports into ranges of about
+    `size`, in the order a scan by `key` walks them.
 
-    Each cut is the owner of the size-th passport past the last cut, found by skipping along
-    the (brandId, owner, tokenId) index, so planning reads one key per cut. All of an owner's
-    passports fall in one range (a range may exceed `size` by what its last owner holds), so
-    no two parts ever read the same owner's profile. A brand of at most `size` gets none.
+    Each cut is the key of the size-th passport past the last cut, found by skipping along
+    the index, so planning reads one key per cut. Cut by owner, all of an owner's passports
+    fall in one range (which may exceed `size` by what its last owner holds), so no two parts
+    read the same owner's profile. A brand of at most `size` passports gets none.
     """
     cuts: list[str] = []
     while True:
@@ -58,21 +60,22 @@ def split_points(passports: Collection[Any], brand_id: str, size: int) -> list[s
         # every skipped passport instead of only the index.
         query: dict[str, Any] = {"brandId": {"$eq": brand_id}}
         if cuts:
-            query["owner"] = {"$gt": cuts[-1]}
-        found = passports.find(query, {"_id": 0, "owner": 1}).sort(passports_store.ORDER)
-        keys = [doc.get("owner") for doc in found.skip(size - 1).limit(1)]
+            query[key] = {"$gt": cuts[-1]}
+        found = passports.find(query, {"_id": 0, key: 1}).sort(passports_store.ORDERS[key])
+        keys = [doc.get(key) for doc in found.skip(size - 1).limit(1)]
         cut = keys[0] if keys else None
-        if not isinstance(cut, str) or real_owner(cut) is None:
+        if not isinstance(cut, str) or (key == "owner" and real_owner(cut) is None):
             return cuts  # too few passports left, or only burned ones so far
-        if not _any_after(passports, brand_id, cut):
+        if not _any_after(passports, brand_id, key, cut):
             return cuts
         cuts.append(cut)
 
 
-def _any_after(passports: Collection[Any], brand_id: str, owner: str) -> bool:
-    # A cut with no owner after it would leave the last range empty.
-    query = {"brandId": {"$eq": brand_id}, "owner": {**passports_store.HAS_OWNER, "$gt": owner}}
-    return passports.find_one(query, {"_id": 0, "owner": 1}) is not None
+def _any_after(passports: Collection[Any], brand_id: str, key: str, cut: str) -> bool:
+    # A cut with nothing after it would leave the last range empty.
+    query: dict[str, Any] = {"brandId": {"$eq": brand_id}, "owner": passports_store.HAS_OWNER}
+    query[key] = {**query.get(key, {}), "$gt": cut}
+    return passports.find_one(query, {"_id": 0, key: 1}) is not None
 
 
 def plan(ctx: Context, rule: Rule) -> list[str]:
@@ -80,7 +83,7 @@ def plan(ctx: Context, rule: Rule) -> list[str]:
     size = ctx.settings.partition_size
     if ctx.send_parts is None or size <= 0 or rule.tag_rule == "tokenIds":
         return []
-    return split_points(ctx.stores.passports, rule.brand_id, size)
+    return split_points(ctx.stores.passports, rule.brand_id, size, scan_key(rule))
 
 
 def start(

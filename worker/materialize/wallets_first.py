@@ -26,6 +26,9 @@ log = logging.getLogger(__name__)
 # Past this many passports the exact figure changes no choice worth making, so the count that
 # sets the wallet threshold stops there.
 PASSPORT_COUNT_CAP = 10_000_000
+# Admitted wallets per request: an address and three small fields each (about 5 MB a page).
+# Fewer, larger pages matter where a store pays to find its place again on every page.
+WALLET_PAGE = 50_000
 
 
 @dataclass(frozen=True)
@@ -91,7 +94,7 @@ def _owner_chunks(
     query = owner_rule.wallet_filter(limits.in_chunk_size)
     size = limits.in_chunk_size
     pending: list[str] = []
-    for page in wallets.matching(stores.wallets, query, limits.batch_size):
+    for page in wallets.matching(stores.wallets, query, WALLET_PAGE):
         stats.store_round_trips += 1
         pending.extend(_admitted(owner_rule, page))
         while len(pending) >= size:

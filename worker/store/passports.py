@@ -1,11 +1,14 @@
 """Reading passports in bounded batches.
 
-A scan never asks for an unbounded result: it walks the brand's passports in (owner, tokenId)
-order, one `limit`ed range of the (brandId, owner, tokenId) index at a time, so the store
-never builds a huge result and a scan that stops can start again from the last key it saw.
-Owner order puts all of one owner's passports together, so each owner's wallet profile is
-needed for one batch (two, when a batch ends inside them), and a range of owners is a
-partition whose owners no other partition sees.
+A scan never asks for an unbounded result: it walks one key range of an index at a time, a
+`limit`ed request each, so the store never builds a huge result and a scan that stops can
+start again from the last key it saw. It walks in one of two orders:
+
+- `owner`: (owner, tokenId) along the (brandId, owner, tokenId) index. All of one owner's
+  passports come together, so a rule on wallets needs each profile for one batch (two, when
+  a batch ends inside them), and a range of owners is a partition no other one shares.
+- `tokenId`: along the (brandId, tokenId) index, the order passports are usually written
+  in, which a store reads with the least jumping about; for rules that read no profile.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from worker.audience.rule import ZERO_ADDRESS
 PROJECTION = {"_id": 0, "tokenId": 1, "owner": 1, "tags": 1, "productId": 1}
 # Burned or unclaimed passports are left out by the store; the worker checks again.
 HAS_OWNER = {"$nin": [None, "", ZERO_ADDRESS]}
-ORDER = [("owner", 1), ("tokenId", 1)]
+ORDERS = {"owner": [("owner", 1), ("tokenId", 1)], "tokenId": [("tokenId", 1)]}
 
 
 def scan(
@@ -29,25 +32,29 @@ def scan(
     batch_size: int,
     after: str | None = None,
     upto: str | None = None,
+    key: str = "owner",
 ) -> Iterator[list[dict[str, Any]]]:
-    """Yield the passports matching `query` in owner order, `batch_size` at a time, with
-    owners above `after` and up to `upto` when they are given."""
+    """Yield the passports matching `query` in `key` order, `batch_size` at a time, with
+    keys above `after` and up to `upto` when they are given."""
     # An owner condition of the query (an address list) is kept beside the exclusion.
-    owners = {**HAS_OWNER, **query.get("owner", {})}
+    query = {**query, "owner": {**HAS_OWNER, **query.get("owner", {})}}
+    bounds = {**query.get(key, {})}
     if upto is not None:
-        owners["$lte"] = upto
+        bounds["$lte"] = upto
     last = after
     while True:
-        page_owners = owners if last is None else {**owners, "$gt": last}
-        found = passports.find({**query, "owner": page_owners}, PROJECTION)
-        batch = list(found.sort(ORDER).limit(batch_size))
+        key_range = bounds if last is None else {**bounds, "$gt": last}
+        page = {**query, key: key_range} if key_range else query
+        found = passports.find(page, PROJECTION).sort(ORDERS[key]).limit(batch_size)
+        batch = list(found)
         if batch:
             yield batch
         if len(batch) < batch_size:
             return
-        last, token = batch[-1]["owner"], batch[-1]["tokenId"]
-        # The batch may have stopped inside this owner's passports: finish them first.
-        yield from _rest_of_owner(passports, query, last, token, batch_size)
+        last, token = batch[-1][key], batch[-1]["tokenId"]
+        if key == "owner":
+            # The batch may have stopped inside this owner's passports: finish them first.
+            yield from _rest_of_owner(passports, query, last, token, batch_size)
 
 
 def _rest_of_owner(
