@@ -43,7 +43,7 @@ def test_a_small_run_measures_every_audience_by_real_workers(tmp_path: Path) -> 
     assert all(order.agree for order in orders)
     assert [(o.audience, o.picked) for o in orders] == [
         ("selective owners", "wallets"),
-        ("custodial owners", "passports"),
+        ("custodial owners", "wallets"),
     ]
     markdown = out.read_text()
     assert markdown.count("\n| 2,000 |") == len(rows) + len(orders) + len(splits)

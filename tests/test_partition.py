@@ -174,7 +174,7 @@ def test_a_part_renews_the_runs_lease(brand: Context) -> None:
 
 def test_a_run_that_reads_the_few_matching_wallets_first_is_not_split(brand: Context) -> None:
     # About 600 wallets, 40 % custodial, one in eight in Japan: some 30 match, far fewer
-    # than the 2,000 passports over the ratio of 10, so auto reads the wallets first.
+    # than the 2,000 passports over the ratio of 4, so auto reads the wallets first.
     sent: list[Part] = []
     audience_id = _insert(brand, {"countries": "Japan", "custodialWallet": "yes"})
     ctx = _partitioned(brand, sent, owner_first="auto")

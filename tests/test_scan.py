@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from worker.materialize.run import Context
-from worker.store.passports import scan
+from worker.store.passports import scan, size_estimate
 
 A, B, C = ("0x" + ch * 40 for ch in "abc")
 HELD = {A: 7, B: 1, C: 5}  # passports per owner
@@ -40,3 +40,12 @@ def test_an_owner_range_holds_exactly_its_owners(ctx: Context) -> None:
     assert tail == {C}
     head = [p for batch in scan(ctx.stores.passports, query, 2, None, A) for p in batch]
     assert len(head) == HELD[A]
+
+
+def test_a_brand_size_is_estimated_within_a_factor_of_two(ctx: Context) -> None:
+    docs = [{"brandId": "big", "tokenId": str(n), "owner": A} for n in range(3000)]
+    ctx.stores.passports.insert_many(docs)
+    # Probes skip to 64, 128, ... 2,048 (all found) and 4,096 (not): 3,000 rounds up to 4,096.
+    assert size_estimate(ctx.stores.passports, "big", 1 << 30) == 4096
+    assert size_estimate(ctx.stores.passports, "big", 2048) == 2048  # the cap
+    assert size_estimate(ctx.stores.passports, "none", 1 << 30) == 64

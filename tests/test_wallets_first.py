@@ -209,10 +209,10 @@ def test_auto_reads_wallets_first_only_when_they_are_few(ctx: Context) -> None:
             for n, o in enumerate(owners)
         ],
     )
-    # Japanese and custodial: owners 0 and 2, under 100 / 20 = 5 wallets: wallets first,
-    # reading just their two passports.
+    # 100 passports are estimated at 128, the next power of two. Japanese and custodial:
+    # owners 0 and 2, under 128 / 20 = 6 wallets: wallets first, reading their two passports.
     assert choice_and_reads(ctx, rule(countries=["Japan"], custodialWallet="yes")) == (True, 2)
-    # Custodial alone: 50 wallets, more than 5: the brand scan reads all 100.
+    # Custodial alone: 50 wallets, more than 6: the brand scan reads all 100.
     assert choice_and_reads(ctx, rule(custodialWallet="yes")) == (False, 100)
     # Non-custodial admits owners with no profile: never wallets first.
     assert choice_and_reads(ctx, rule(custodialWallet="no", countries=[])) == (False, 100)

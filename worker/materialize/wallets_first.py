@@ -23,8 +23,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# Past this many passports the exact figure changes no choice worth making, so the count that
-# sets the wallet threshold stops there.
+# Past this many passports the exact figure changes no choice worth making, so the estimate
+# that sets the wallet threshold stops there.
 PASSPORT_COUNT_CAP = 10_000_000
 # Admitted wallets per request: an address and three small fields each (about 5 MB a page).
 # Fewer, larger pages matter where a store pays to find its place again on every page.
@@ -55,10 +55,9 @@ def chosen(scan: Scan) -> bool:
         return False
     if limits.owner_first == "wallets":
         return True
-    scanned = _passports_to_scan(scan.stores, scan.rule, limits, scan.stats, scan.bounds)
+    scanned = _passports_to_scan(scan.stores, scan.rule)
     threshold = scanned // limits.owner_first_ratio
     query = owner_rule.wallet_filter(limits.in_chunk_size)
-    scan.stats.store_round_trips += 1
     few = not wallets.more_than(scan.stores.wallets, query, threshold)
     event(log, "scan.order", logging.DEBUG, wallets_first=few, passports=scanned)
     return few
@@ -114,19 +113,8 @@ def _admitted(owner_rule: OwnerRule, page: list[dict[str, Any]]) -> list[str]:
     ]
 
 
-def _passports_to_scan(
-    stores: Stores, rule: Rule, limits: ScanLimits, stats: ScanStats, bounds: Bounds
-) -> int:
-    """How many passports the brand scan would read, counted up to PASSPORT_COUNT_CAP."""
+def _passports_to_scan(stores: Stores, rule: Rule) -> int:
+    """About how many passports the brand scan would walk (within a factor of two)."""
     if rule.tag_rule == "tokenIds":
         return len(rule.token_ids)  # the list bounds that scan; no need to ask the store
-    key_range = {"$gt": bounds[0], "$lte": bounds[1]}
-    key_range = {op: key for op, key in key_range.items() if key is not None}
-    total = 0
-    for query in rule.passport_filters(limits.in_chunk_size):
-        ranged = {**query, "owner": key_range} if key_range else query
-        stats.store_round_trips += 1
-        total += passports.count_up_to(stores.passports, ranged, PASSPORT_COUNT_CAP - total)
-        if total >= PASSPORT_COUNT_CAP:
-            break
-    return total
+    return passports.size_estimate(stores.passports, rule.brand_id, PASSPORT_COUNT_CAP)
