@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from worker.materialize.run import Context
+from worker.store import wallets
 from worker.store.passports import scan, size_estimate
 
 A, B, C = ("0x" + ch * 40 for ch in "abc")
@@ -49,3 +50,16 @@ def test_a_brand_size_is_estimated_within_a_factor_of_two(ctx: Context) -> None:
     assert size_estimate(ctx.stores.passports, "big", 1 << 30) == 4096
     assert size_estimate(ctx.stores.passports, "big", 2048) == 2048  # the cap
     assert size_estimate(ctx.stores.passports, "none", 1 << 30) == 64
+
+
+def test_admitted_wallets_come_once_each_in_pages_in_address_order(ctx: Context) -> None:
+    ctx.stores.wallets.insert_many(
+        {"_id": f"0x{n:040x}", "custodial": n % 2 == 0, "country": "Japan"} for n in range(9)
+    )
+    pages = list(wallets.matching(ctx.stores.wallets, {"custodial": {"$eq": True}}, 2))
+    # Custodial: 0, 2, 4, 6 and 8; pages of two, each starting after the last one's end.
+    assert [[w["_id"] for w in page] for page in pages] == [
+        [f"0x{0:040x}", f"0x{2:040x}"],
+        [f"0x{4:040x}", f"0x{6:040x}"],
+        [f"0x{8:040x}"],
+    ]

@@ -27,11 +27,21 @@ def profiles(
 def matching(
     wallets: Collection[Any], query: dict[str, Any], page_size: int
 ) -> Iterator[list[dict[str, Any]]]:
-    """Yield the profiles matching `query` in address order, `page_size` at a time."""
+    """Yield the profiles matching `query` in address order, `page_size` at a time.
+
+    A page starts where the last one ended through the `_id` index's bounds (`min`, with the
+    hint it requires) rather than an `_id` range in the filter: both mean the same to
+    MongoDB, and some MongoDB-speaking servers answer only the former from the index.
+    """
     last: str | None = None
     while True:
-        bounded = query if last is None else {**query, "_id": {"$gt": last}}
-        page = list(wallets.find(bounded, PROJECTION).sort("_id", 1).limit(page_size))
+        found = wallets.find(query, PROJECTION).sort("_id", 1)
+        if last is not None:
+            # `min` is inclusive: ask for one more, then drop the profile already yielded.
+            found = found.min([("_id", last)]).hint([("_id", 1)])
+        page = list(found.limit(page_size + (last is not None)))
+        if last is not None and page and page[0]["_id"] == last:
+            page = page[1:]
         if page:
             yield page
         if len(page) < page_size:
