@@ -39,7 +39,9 @@ class Settings(BaseSettings):
     # A run over more passports than this is split into parts any worker can run; 0: never.
     partition_size: int = Field(default=250_000, ge=0)
     # Which collection a rule with a selective owner rule reads first; "auto" counts to choose.
-    owner_first: Literal["auto", "wallets", "passports"] = "auto"
+    # Wallets first finds passports by their owner's address as stored: it needs the passport
+    # store's owners in lower case (as the importer writes them), hence opt-in.
+    owner_first: Literal["auto", "wallets", "passports"] = "passports"
     # "auto" reads the wallets first when fewer than (passports to scan) / this ratio match.
     owner_first_ratio: int = Field(default=4, ge=1)
     lease_s: int = Field(default=600, ge=10)

@@ -77,6 +77,8 @@ def _bench(partition_size: int | None) -> Iterator[Bench]:
                 "MONGO_DB": DB,
                 "REDIS_URL": redis_url,
                 "KEY_PREFIX": PREFIX,
+                # The bench writes owners in lower case, as wallets first requires.
+                "OWNER_FIRST": "auto",
             }
             if partition_size is not None:
                 env["PARTITION_SIZE"] = str(partition_size)
@@ -95,7 +97,9 @@ def _bench(partition_size: int | None) -> Iterator[Bench]:
 @contextmanager
 def _connected(mongo_url: str, redis_url: str) -> Iterator[Context]:
     """The bench's own connections; the bench's data goes with them."""
-    settings = Settings(mongo_url=mongo_url, mongo_db=DB, redis_url=redis_url, key_prefix=PREFIX)
+    settings = Settings(
+        mongo_url=mongo_url, mongo_db=DB, redis_url=redis_url, key_prefix=PREFIX, owner_first="auto"
+    )
     client = connect(settings)
     redis = Redis.from_url(redis_url, decode_responses=True)
     try:

@@ -32,7 +32,7 @@ class ScanLimits:
     batch_size: int
     in_chunk_size: int
     # "auto", "wallets" or "passports": which collection a rule with an owner rule reads first.
-    owner_first: str = "auto"
+    owner_first: str = "passports"
     # "auto" reads the wallets first when they are fewer than the passports over this.
     owner_first_ratio: int = 4
 
