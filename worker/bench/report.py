@@ -21,6 +21,7 @@ the run's figures written. Floor: the same passport reads and as many Redis SADD
 by the bench, in the same run; for a rule on wallets, the floor with profiles adds one raw read
 of each owner's profile (`_id` `$in` chunks). RSS growth: the worker's peak resident set
 during the run over its resident set before it. Parts: how many tasks the run was split into.
+The workers run with `OWNER_FIRST=auto`: the bench writes owners in lower case.
 """
 
 
