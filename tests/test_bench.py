@@ -22,20 +22,20 @@ def test_the_synthetic_brand_is_shaped_like_the_real_data() -> None:
 @pytest.mark.e2e
 def test_a_small_run_measures_every_audience_by_real_workers(tmp_path: Path) -> None:
     out = tmp_path / "BENCHMARKS.md"
-    # Parts of 500: the full scans of 2,000 passports are split into four tasks.
-    rows, orders, splits = runner.run([2_000], out, workers=2, partition_size=500)
+    # Parts of 1,000: the full scans of 4,000 passports are split into four tasks.
+    rows, orders, splits = runner.run([4_000], out, workers=2, partition_size=1000)
 
-    assert [row.audience for row in rows] == [name for name, _ in audience_set(2_000)]
+    assert [row.audience for row in rows] == [name for name, _ in audience_set(4_000)]
     assert all(row.seconds > 0 and row.floor_seconds > 0 for row in rows)
     assert all(row.store_round_trips >= 1 and row.redis_round_trips >= 1 for row in rows)
     by_name = {row.audience: row for row in rows}
-    # 2,000 passports, 10,000 token ids asked at step 1: every passport is asked for once.
-    assert by_name["10,000 tokenIds"].passports_read == 2_000
+    # 4,000 passports, 10,000 token ids asked at step 1: every passport is asked for once.
+    assert by_name["10,000 tokenIds"].passports_read == 4_000
     assert by_name["10,000 tokenIds"].parts == 1  # token id lists are never split
     assert by_name["uniqueOwner"].parts == 4
-    assert by_name["uniqueOwner"].passports_read == 2_000
+    assert by_name["uniqueOwner"].passports_read == 4_000
     # Every owner of the generated brand holds at least one passport: one recipient each.
-    owners = {p["owner"] for batch in synthetic.passports(2_000) for p in batch}
+    owners = {p["owner"] for batch in synthetic.passports(4_000) for p in batch}
     assert by_name["uniqueOwner"].recipients == len(owners)
     assert [s.workers for s in splits] == [1, 2]
     assert all(s.parts == 4 and len(s.worker_cpu_s) == s.workers for s in splits)
@@ -46,4 +46,4 @@ def test_a_small_run_measures_every_audience_by_real_workers(tmp_path: Path) -> 
         ("custodial owners", "wallets"),
     ]
     markdown = out.read_text()
-    assert markdown.count("\n| 2,000 |") == len(rows) + len(orders) + len(splits)
+    assert markdown.count("\n| 4,000 |") == len(rows) + len(orders) + len(splits)

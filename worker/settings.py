@@ -37,6 +37,7 @@ class Settings(BaseSettings):
     batch_size: int = Field(default=5000, ge=1, le=100_000)
     in_chunk_size: int = Field(default=1000, ge=1, le=50_000)
     # A run over more passports than this is split into parts any worker can run; 0: never.
+    # Under 1,000 the planning and the tasks would cost more than the parts save.
     partition_size: int = Field(default=250_000, ge=0)
     # Which collection a rule with a selective owner rule reads first; "auto" counts to choose.
     # Wallets first finds passports by their owner's address as stored: it needs the passport
@@ -62,6 +63,13 @@ class Settings(BaseSettings):
 
     log_json: bool = False
     log_level: str = "INFO"
+
+    @field_validator("partition_size")
+    @classmethod
+    def _worth_splitting(cls, value: int) -> int:
+        if 0 < value < 1000:
+            raise ValueError("must be 0 (never split) or at least 1000")
+        return value
 
     @field_validator("api_keys")
     @classmethod

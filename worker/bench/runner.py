@@ -84,7 +84,7 @@ def _bench(partition_size: int | None) -> Iterator[Bench]:
                 env["PARTITION_SIZE"] = str(partition_size)
             workers = Workers(group, env)
             workers.add()
-            asker = Asker(redis_url, ctx.redis, PREFIX)
+            asker = Asker(redis_url, ctx.redis, PREFIX, group)
             try:
                 yield Bench(ctx, workers, asker, store_pid)
             finally:

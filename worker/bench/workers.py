@@ -52,10 +52,11 @@ def _read(path: object) -> bytes:
 class Asker:
     """Enqueues a run the way any producer does, and waits for its figures in Redis."""
 
-    def __init__(self, broker_url: str, redis: Redis, prefix: str):
+    def __init__(self, broker_url: str, redis: Redis, prefix: str, group: Group):
         self._celery = Celery(broker=broker_url)
         self._redis = redis
         self._prefix = prefix
+        self._group = group
 
     def run(self, audience_id: ObjectId, as_of: datetime, timeout_s: float = 3600) -> dict:
         key = AudienceKeys.last_run(self._prefix, str(audience_id))
@@ -67,6 +68,7 @@ class Asker:
             figures = self._redis.hgetall(key)
             if figures:
                 return figures
+            self._group.check()  # a worker or server that died ends the wait at once
             time.sleep(0.01)
         raise TimeoutError(f"no run of {audience_id} finished within {timeout_s:.0f} s")
 

@@ -7,9 +7,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
 from pymongo.errors import PyMongoError
 
 from worker import instants, logs
+from worker.embedded.processes import StartFailed
 from worker.errors import ConfigurationError
 from worker.instants import iso
 from worker.store.importer import ImportLineError
@@ -120,7 +122,7 @@ def _bench(commands: Any) -> None:
     bench.add_argument(
         "--sizes",
         default="100000",
-        type=lambda text: [int(part) for part in text.split(",")],
+        type=_sizes,
         help="comma-separated passport counts (default: %(default)s)",
     )
     bench.add_argument("--out", type=Path, default=None, help="write the table here (markdown)")
@@ -147,9 +149,26 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"audience-worker {args.command}: stopped", file=sys.stderr)
         return 130
-    except (ConfigurationError, ImportLineError, OSError, PyMongoError) as error:
+    except (ConfigurationError, ImportLineError, OSError, PyMongoError, StartFailed) as error:
         print(f"audience-worker {args.command}: {error}", file=sys.stderr)
         return 2
+    except ValidationError as error:
+        # A setting out of range: name it in one line rather than a traceback.
+        first = error.errors(include_url=False)[0]
+        where = ".".join(str(part) for part in first["loc"]).upper()
+        print(f"audience-worker {args.command}: {where}: {first['msg']}", file=sys.stderr)
+        return 2
+
+
+def _sizes(text: str) -> list[int]:
+    """Comma-separated passport counts, each at least 1,000 (the fixed audiences need them)."""
+    try:
+        sizes = [int(part) for part in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a list of whole numbers: {text!r}") from None
+    if not sizes or min(sizes) < 1000:
+        raise argparse.ArgumentTypeError("every size must be at least 1000")
+    return sizes
 
 
 def _as_of(text: str) -> str | None:

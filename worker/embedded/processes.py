@@ -97,9 +97,16 @@ def _signal(child: subprocess.Popen[bytes], signum: int) -> None:
 def interrupt_on_signals() -> None:
     """Make a plain `kill` or a closed terminal stop this process the way Ctrl-C does, so
     that its `finally` blocks stop the processes it started."""
-    for signum in (signal.SIGTERM, signal.SIGHUP):
+    for signum in STOPPING:
         signal.signal(signum, _interrupt)
 
 
+STOPPING = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
 def _interrupt(signum: int, frame: object) -> None:
+    # Once stopping, further signals are ignored, so that a second Ctrl-C cannot cut the
+    # clean-up short and leave processes or files behind.
+    for other in STOPPING:
+        signal.signal(other, signal.SIG_IGN)
     raise KeyboardInterrupt
