@@ -67,6 +67,25 @@ class OwnerRule:
             query["lastActiveAt"] = {"$gte": self.active_since}
         return query
 
+    def deciding_filters(self, max_in: int) -> list[dict[str, Any]]:
+        """Filters on the wallets that every profile deciding unlike a missing one passes.
+
+        A profile that matches none of them is decided as if it were missing, so a batch's
+        owners need only the profiles these find. Where a missing profile is out, those are
+        the admitted ones; where it is in, the turned-away ones: custodial when only
+        non-custodial wallets count, recently active when only inactive ones do. Separate
+        filters rather than an `$or`, which some MongoDB-speaking servers answer without
+        their indexes.
+        """
+        if self.rejects_missing:
+            return [self.wallet_filter(max_in)]
+        filters: list[dict[str, Any]] = []
+        if self.custodial == "no":
+            filters.append({"custodial": {"$eq": True}})
+        if self.activity == "inactive" and self.active_since is not None:
+            filters.append({"lastActiveAt": {"$gte": self.active_since}})
+        return filters
+
     def admits(self, profile: WalletProfile | None) -> bool:
         profile = profile or {}
         custodial = profile.get("custodial") is True

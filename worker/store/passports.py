@@ -38,8 +38,12 @@ def scan(
 ) -> Iterator[list[dict[str, Any]]]:
     """Yield the passports matching `query` in `key` order, `batch_size` at a time, with
     keys above `after` and up to `upto` when they are given."""
-    # An owner condition of the query (an address list) is kept beside the exclusion.
-    query = {**query, "owner": {**HAS_OWNER, **query.get("owner", {})}}
+    owner = query.get("owner", {})
+    if "$in" not in owner:
+        # An owner list leaves out all but its own addresses already: a second condition on
+        # the owner would only cost some stores another look at every passport they walk.
+        owner = {**HAS_OWNER, **owner}
+    query = {**query, "owner": owner}
     bounds = {**query.get(key, {})}
     if upto is not None:
         bounds["$lte"] = upto

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Collection as Sized
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from pymongo.collection import Collection
@@ -12,15 +12,22 @@ PROJECTION = {"_id": 1, "custodial": 1, "country": 1, "lastActiveAt": 1}
 
 
 def profiles(
-    wallets: Collection[Any], addresses: Sized[str], chunk_size: int
+    wallets: Collection[Any],
+    addresses: Sized[str],
+    chunk_size: int,
+    filters: Sequence[dict[str, Any]] = ({},),
 ) -> dict[str, dict[str, Any]]:
-    """The profiles that exist for `addresses`, keyed by address; an empty list asks nothing."""
+    """The profiles of `addresses` that pass one of `filters`, keyed by address.
+
+    One query per chunk of addresses and filter; an empty list of either asks nothing.
+    """
     ordered = sorted(addresses)
     found: dict[str, dict[str, Any]] = {}
     for start in range(0, len(ordered), chunk_size):
         chunk = ordered[start : start + chunk_size]
-        for profile in wallets.find({"_id": {"$in": chunk}}, PROJECTION):
-            found[profile["_id"]] = profile
+        for query in filters:
+            for profile in wallets.find({**query, "_id": {"$in": chunk}}, PROJECTION):
+                found[profile["_id"]] = profile
     return found
 
 
