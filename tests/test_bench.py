@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from worker.bench import runner, synthetic
-from worker.bench.measure import audience_set
+from worker.bench.measure import Split, audience_set
+from worker.bench.report import split_verdict
 
 
 def test_the_synthetic_brand_is_shaped_like_the_real_data() -> None:
@@ -17,6 +18,26 @@ def test_the_synthetic_brand_is_shaped_like_the_real_data() -> None:
     singles = sum(1 for count in counts if count == 1)
     assert singles > len(counts) / 2  # most owners hold one passport
     assert counts[-1] >= 100  # a few hold hundreds
+
+
+def split(workers: int, seconds: float, store: float, *per_worker: float) -> Split:
+    return Split(1_000_000, "inactive 365 d", workers, seconds, 10, store, 1.0, per_worker)
+
+
+def test_the_two_worker_target_is_judged_from_the_runs_own_figures() -> None:
+    one = split(1, 40.0, 32.0, 8.0)
+    # 40 / 22 = 1.82 times faster: met, whatever the store did.
+    assert split_verdict([one, split(2, 22.0, 33.0, 4.0, 4.0)])[0].endswith("1.82 times, met.")
+    # 40 / 38 = 1.05 times; the store was busy 36 s, over the 40 / 1.6 = 25 s allowed, and
+    # the workers spent 4.4 and 4.6 s: 49 % and 51 % of their 9.0 s. Met by the exception.
+    store_bound = split_verdict([one, split(2, 38.0, 36.0, 4.4, 4.6)])[0]
+    assert "busy 36.0 CPU s" in store_bound and "more than the 25.0 s" in store_bound
+    assert "49% / 51% of 9.0 s" in store_bound and store_bound.endswith(": met.")
+    # The same store, but one worker did 6 of the 9 s (67 %): not halved.
+    assert split_verdict([one, split(2, 38.0, 36.0, 6.0, 3.0)])[0].endswith("NOT met.")
+    # A store busy 20 s, under the 25 s allowed: the workers are to blame, not met.
+    idle_store = split_verdict([one, split(2, 38.0, 20.0, 4.5, 4.5)])[0]
+    assert "less than the 25.0 s" in idle_store and idle_store.endswith("NOT met.")
 
 
 @pytest.mark.e2e

@@ -37,8 +37,11 @@ class Settings(BaseSettings):
     batch_size: int = Field(default=5000, ge=1, le=100_000)
     in_chunk_size: int = Field(default=1000, ge=1, le=50_000)
     # A run over more passports than this is split into parts any worker can run; 0: never.
-    # Under 1,000 the planning and the tasks would cost more than the parts save.
-    partition_size: int = Field(default=250_000, ge=0)
+    # Under 1,000 the planning and the tasks would cost more than the parts save. Parts cost
+    # unequal amounts (an owner range of one-passport owners reads more profiles than one of
+    # collectors), so a million passports go in ten: workers that take the next part when
+    # they finish one then end within about a part of each other.
+    partition_size: int = Field(default=100_000, ge=0)
     # Which collection a rule with a selective owner rule reads first; "auto" counts to choose.
     # Wallets first finds passports by their owner's address as stored: it needs the passport
     # store's owners in lower case (as the importer writes them), hence opt-in.

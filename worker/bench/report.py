@@ -10,6 +10,8 @@ RATIO_TARGET = 1.3
 RSS_TARGET_MB = 150
 GROWTH_SLACK = 1.1  # 10 times the passports in at most 11 times the time
 SPEEDUP_TARGET = 1.6
+# "The workers' share halves": no worker spends more than this share of the workers' CPU.
+HALF_SHARE = 0.55
 
 HEADER = """# Benchmarks
 
@@ -61,7 +63,7 @@ def _targets(rows: list[Row], splits: list[Split]) -> list[str]:
         f"- Worker peak RSS growth at most {RSS_TARGET_MB} MB: largest {rss:.1f} MB, "
         + ("met." if rss <= RSS_TARGET_MB else "NOT met."),
     ]
-    lines += _growth_target(rows, large) + _split_target(splits)
+    lines += _growth_target(rows, large) + split_verdict(splits)
     return lines
 
 
@@ -92,23 +94,44 @@ def _growth_target(rows: list[Row], large: int) -> list[str]:
     ]
 
 
-def _split_target(splits: list[Split]) -> list[str]:
+def split_verdict(splits: list[Split]) -> list[str]:
+    """The speed-up, or where the store's one server process forbids it, the workers' split.
+
+    The store answers one request at a time: when it alone was busy for longer than the
+    target time, no number of workers can reach the target, and the issue asks instead that
+    each worker carry half of the workers' work.
+    """
     if len(splits) < 2:
         return []
     one, two = splits[0], splits[-1]
     speedup = one.seconds / two.seconds
-    verdict = "met." if speedup >= SPEEDUP_TARGET else "NOT met"
     line = (
         f"- {two.workers} workers at least {SPEEDUP_TARGET} times faster than one: "
-        f"{speedup:.2f} times, {verdict}"
+        f"{speedup:.2f} times"
     )
-    if speedup < SPEEDUP_TARGET:
-        busiest = max(two.worker_cpu_s)
-        line += (
-            f"; the store's server spent {one.store_cpu_s:.1f} CPU s of the one-worker run's "
-            f"{one.seconds:.1f} s, so the store is what limits it; each worker's CPU went "
-            f"from {one.worker_cpu_s[0]:.1f} s to at most {busiest:.1f} s."
-        )
+    if speedup >= SPEEDUP_TARGET:
+        return [line + ", met."]
+    allowed = one.seconds / SPEEDUP_TARGET
+    store_bound = two.store_cpu_s >= allowed
+    total = sum(two.worker_cpu_s)
+    shares = [cpu / total for cpu in two.worker_cpu_s] if total else [1.0]
+    halved = max(shares) <= HALF_SHARE
+    line += (
+        f". The store's server process was busy {two.store_cpu_s:.1f} CPU s of the "
+        f"{two.workers}-worker run's {two.seconds:.1f} s, "
+        + ("more" if store_bound else "less")
+        + f" than the {allowed:.1f} s the target allows"
+        + (", so the store is what limits it" if store_bound else "")
+        + ". Each worker's share of the workers' CPU: "
+        + " / ".join(f"{share:.0%}" for share in shares)
+        + f" of {total:.1f} s (one worker alone: {one.worker_cpu_s[0]:.1f} s). "
+    )
+    met = store_bound and halved
+    line += (
+        f"Store-bound and the workers' share halved (at most {HALF_SHARE:.0%} each): met."
+        if met
+        else "NOT met."
+    )
     return [line]
 
 
@@ -166,14 +189,16 @@ def _splits(splits: list[Split]) -> list[str]:
         "during the run by the store's server process, by Redis and by each worker:",
         "",
         "| passports | audience | workers | parts | seconds | speed-up | store CPU s "
-        "| Redis CPU s | CPU s per worker |",
-        "| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
+        "| Redis CPU s | CPU s per worker | share of the workers' CPU |",
+        "| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- |",
     ]
     for s in splits:
         per_worker = " / ".join(f"{cpu:.1f}" for cpu in s.worker_cpu_s)
+        total = sum(s.worker_cpu_s) or 1.0
+        shares = " / ".join(f"{cpu / total:.0%}" for cpu in s.worker_cpu_s)
         lines.append(
             f"| {s.size:,} | {s.audience} | {s.workers} | {s.parts} | {s.seconds:.2f} "
             f"| {one / s.seconds:.2f} | {s.store_cpu_s:.1f} | {s.redis_cpu_s:.1f} "
-            f"| {per_worker} |"
+            f"| {per_worker} | {shares} |"
         )
     return lines
