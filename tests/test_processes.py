@@ -7,7 +7,11 @@ import sys
 import time
 from pathlib import Path
 
-from worker.embedded.processes import Group
+import httpx
+import pytest
+
+from worker.embedded import demo
+from worker.embedded.processes import Group, StartFailed
 
 # A child that forks a grandchild, records its pid, and both sleep.
 SPAWNER = """
@@ -48,3 +52,21 @@ def test_stop_ends_children_and_their_children(tmp_path: Path) -> None:
     assert not _alive(child)
     assert not _alive(grandchild)
     assert group.children == []
+
+
+def test_the_demo_stops_waiting_for_an_audience_when_a_child_dies(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    group = Group(tmp_path)
+    group.start("worker", [sys.executable, "-c", "print('gone'); raise SystemExit(3)"])
+    group.children[0][1].wait(timeout=10)
+    # An API that says the run is still pending, for ever.
+    pending = {"materialization": {"state": "pending"}, "countNFT": None}
+    transport = httpx.MockTransport(lambda request: httpx.Response(200, json=pending))
+    monkeypatch.setattr(
+        demo, "_client", lambda url, key: httpx.Client(base_url=url, transport=transport)
+    )
+    started = time.monotonic()
+    with pytest.raises(StartFailed, match="worker exited with 3"):
+        demo._wait(group, "http://api", "key", {"name": "x"}, "id", started, timeout_s=300)
+    assert time.monotonic() - started < 10

@@ -6,6 +6,7 @@ from datetime import datetime
 
 from worker.bench.measure import Order, Row, Split
 
+TARGET_SIZE = 1_000_000
 RATIO_TARGET = 1.3
 RSS_TARGET_MB = 150
 GROWTH_SLACK = 1.1  # 10 times the passports in at most 11 times the time
@@ -54,10 +55,14 @@ def _targets(rows: list[Row], splits: list[Split]) -> list[str]:
     at_large = [row for row in rows if row.size == large]
     over = [row for row in at_large if row.ratio > RATIO_TARGET]
     rss = max(row.rss_growth_mb for row in at_large)
-    lines = [
-        "",
-        f"## Targets at {large:,} passports",
-        "",
+    lines = ["", f"## Targets at {large:,} passports", ""]
+    if large < TARGET_SIZE:
+        lines += [
+            f"The issue sets these at {TARGET_SIZE:,} passports; at {large:,} fixed costs weigh "
+            "more, so a verdict here only shows the checks at work.",
+            "",
+        ]
+    lines += [
         f"- Ratio to the floor at most {RATIO_TARGET}: "
         + ("met by every audience." if not over else _over(over, len(at_large))),
         f"- Worker peak RSS growth at most {RSS_TARGET_MB} MB: largest {rss:.1f} MB, "

@@ -34,7 +34,7 @@ def run(data_dir: Path, as_of: str | None, keep_running: bool, timeout_s: float 
     interrupt_on_signals()
     try:
         api_url, keys = _start(group, data_dir)
-        rows = _create_and_wait(api_url, keys, as_of, timeout_s)
+        rows = _create_and_wait(group, api_url, keys, as_of, timeout_s)
         console.print(_table(rows))
         if keep_running:
             _serve(group, api_url, keys)
@@ -82,7 +82,7 @@ def _api_answers(api_url: str) -> bool:
 
 
 def _create_and_wait(
-    api_url: str, keys: dict[str, str], as_of: str | None, timeout_s: float
+    group: Group, api_url: str, keys: dict[str, str], as_of: str | None, timeout_s: float
 ) -> list[dict[str, Any]]:
     params = {"asOf": as_of} if as_of else {}
     pending = []
@@ -91,11 +91,19 @@ def _create_and_wait(
             response = http.post("/audience/create", json=body, params=params)
             response.raise_for_status()
             pending.append((brand, body, response.json()["_id"], time.monotonic()))
-    return [_wait(api_url, keys[b], body, aid, t0, timeout_s) for b, body, aid, t0 in pending]
+    return [
+        _wait(group, api_url, keys[b], body, aid, t0, timeout_s) for b, body, aid, t0 in pending
+    ]
 
 
 def _wait(
-    api_url: str, key: str, body: dict[str, Any], audience_id: str, t0: float, timeout_s: float
+    group: Group,
+    api_url: str,
+    key: str,
+    body: dict[str, Any],
+    audience_id: str,
+    t0: float,
+    timeout_s: float,
 ) -> dict[str, Any]:
     with _client(api_url, key) as http, console.status(f"materializing {body['name']}"):
         doc = http.get(f"/audience/{audience_id}").json()
@@ -103,6 +111,7 @@ def _wait(
             if time.monotonic() - t0 > timeout_s:
                 break
             time.sleep(0.2)
+            group.check()  # a dead worker, store or API ends the wait at once
             doc = http.get(f"/audience/{audience_id}").json()
         waited = time.monotonic() - t0
         recipients = _count_recipients(http, audience_id)
