@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -70,3 +71,33 @@ def test_the_demo_stops_waiting_for_an_audience_when_a_child_dies(
     with pytest.raises(StartFailed, match="worker exited with 3"):
         demo._wait(group, "http://api", "key", {"name": "x"}, "id", started, timeout_s=300)
     assert time.monotonic() - started < 10
+
+
+# A parent that starts one sleeping child in a group, records its pid, and sleeps.
+PARENT = """
+import sys, time
+from pathlib import Path
+from worker.embedded.processes import Group
+group = Group(Path(sys.argv[1]))
+group.start("sleeper", [sys.executable, "-c", "import time; time.sleep(600)"])
+Path(sys.argv[2]).write_text(str(group.children[0][1].pid))
+time.sleep(600)
+"""
+
+
+def test_a_parent_killed_outright_takes_its_children_with_it(tmp_path: Path) -> None:
+    pid_file = tmp_path / "child.pid"
+    parent = subprocess.Popen([sys.executable, "-c", PARENT, str(tmp_path), str(pid_file)])
+    try:
+        deadline = time.monotonic() + 20
+        while not pid_file.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        child = int(pid_file.read_text())
+        assert _alive(child)
+    finally:
+        parent.kill()  # SIGKILL: the parent's own clean-up never runs
+        parent.wait()
+    deadline = time.monotonic() + 10
+    while _alive(child) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _alive(child)

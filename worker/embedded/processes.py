@@ -6,6 +6,7 @@ forked: Celery's pool processes, uvicorn's workers.
 
 from __future__ import annotations
 
+import ctypes
 import os
 import shutil
 import signal
@@ -18,9 +19,27 @@ from contextlib import closing, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
+# prctl(PR_SET_PDEATHSIG): Linux sends the child a signal when the process that started it
+# dies, however it dies. Elsewhere a parent killed with SIGKILL can leave its children.
+PR_SET_PDEATHSIG = 1
+_LIBC = ctypes.CDLL(None, use_errno=True) if sys.platform.startswith("linux") else None
+
 
 class StartFailed(RuntimeError):
     """A child process did not come up."""
+
+
+def _ends_with(parent: int) -> Callable[[], None]:
+    """What a child runs before its program: SIGTERM for it when `parent` dies."""
+
+    def arrange() -> None:
+        if _LIBC is None:
+            return
+        _LIBC.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+        if os.getppid() != parent:
+            os._exit(1)  # the parent died before the request took effect
+
+    return arrange
 
 
 def free_port() -> int:
@@ -55,6 +74,7 @@ class Group:
             env={**os.environ, **(env or {})},
             cwd=self.workdir,
             start_new_session=True,
+            preexec_fn=_ends_with(os.getpid()),
         )
         self.children.append((name, child))
 
