@@ -7,9 +7,10 @@ time to the floor's says how close materialization stays to the I/O it cannot av
 
 from __future__ import annotations
 
+import math
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from bson import ObjectId
@@ -25,6 +26,9 @@ from worker.materialize.run import Request, materialize
 from worker.store import audiences, wallets
 
 WRITE_CHUNK = 10_000
+# An audience that runs in under this many seconds is measured this many times.
+REPEAT_UNDER_S = 5.0
+REPEATS = 5
 # The audience the two-worker comparison runs: a full scan that reads every owner's profile.
 SPLIT_AUDIENCE = "inactive 365 d"
 # Owner rules that either order can evaluate: one selective, one broad.
@@ -55,6 +59,7 @@ class Row:
     redis_round_trips: int
     recipients: int
     parts: int
+    tries: int = 1  # runs (and floors) measured; the row holds the best of them
 
     @property
     def per_second(self) -> float:
@@ -182,6 +187,37 @@ def _insert(ctx: Context, name: str, body: dict[str, Any]) -> ObjectId:
 
 
 def _measure(bench: Bench, size: int, name: str, body: dict[str, Any]) -> Row:
+    """The best of a few runs of a short audience, against the best of its floors.
+
+    Timings of a second or two move by up to a third from one try to the next on a shared
+    machine, more than the gap being measured, so a run under `REPEAT_UNDER_S` is tried
+    `REPEATS` times, each time as a new audience so no result is reused, and so is a floor
+    under it. The row holds the best run and the best floor.
+    """
+    first, floors = _try(bench, size, name, body)
+    tries = [first]
+    found = [floors]
+    while len(tries) < REPEATS and first.seconds < REPEAT_UNDER_S:
+        row, floors = _try(bench, size, name, body, floor=floors[0] < REPEAT_UNDER_S)
+        tries.append(row)
+        found.append(floors)
+    profiles = [floor for _, floor in found if floor is not None]
+    return replace(
+        min(tries, key=lambda row: row.seconds),
+        floor_seconds=min(floor for floor, _ in found),
+        profiles_floor_seconds=min(profiles) if profiles else None,
+        rss_growth_mb=max(row.rss_growth_mb for row in tries),
+        tries=len(tries),
+    )
+
+
+def _try(
+    bench: Bench, size: int, name: str, body: dict[str, Any], floor: bool = True
+) -> tuple[Row, tuple[float, float | None]]:
+    """One run of a new audience by the workers, then (unless told not) the floor of its I/O.
+
+    Without a floor the row's floor fields hold infinity, which no best can be.
+    """
     audience_id = _insert(bench.ctx, name, body)
     pids = bench.workers.pids
     baseline = {pid: procs.rss_mb(pid) for pid in pids}
@@ -193,18 +229,21 @@ def _measure(bench: Bench, size: int, name: str, body: dict[str, Any]) -> Row:
     growth = max(procs.peak_rss_mb(pid) - baseline[pid] for pid in pids)
     doc = audiences.load(bench.ctx.stores.audiences, audience_id) or {}
     recipients = int(figures["recipients"])
-    return Row(
+    rule = Rule.from_document(doc)
+    floors = _floor(bench.ctx, rule, recipients) if floor else (math.inf, None)
+    row = Row(
         size,
         name,
         seconds,
         int(figures["passportsRead"]),
-        *_floor(bench.ctx, Rule.from_document(doc), recipients),
+        *floors,
         max(0.0, growth),
         int(figures["storeRoundTrips"]),
         int(figures["redisRoundTrips"]),
         recipients,
         int(figures["parts"]),
     )
+    return row, floors
 
 
 def _floor(ctx: Context, rule: Rule, members: int) -> tuple[float, float | None]:
