@@ -44,12 +44,11 @@ def test_the_two_worker_target_is_judged_from_the_runs_own_figures() -> None:
 def test_a_small_run_measures_every_audience_by_real_workers(tmp_path: Path) -> None:
     out = tmp_path / "BENCHMARKS.md"
     # Parts of 1,000: the full scans of 4,000 passports are split into four tasks.
-    rows, orders, splits = runner.run([4_000], out, workers=2, partition_size=1000)
+    rows, orders, splits = runner.run([4_000], out, workers=2, partition_size=1000, tries=2)
 
     assert [row.audience for row in rows] == [name for name, _ in audience_set(4_000)]
     assert all(row.seconds > 0 and row.floor_seconds > 0 for row in rows)
-    # Every run at this size is short, so each is tried five times and the best kept.
-    assert all(row.tries == 5 for row in rows)
+    assert all(row.tries == 2 for row in rows)
     assert all(row.store_round_trips >= 1 and row.redis_round_trips >= 1 for row in rows)
     by_name = {row.audience: row for row in rows}
     # 4,000 passports, 10,000 token ids asked at step 1: every passport is asked for once.

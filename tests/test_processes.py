@@ -55,6 +55,22 @@ def test_stop_ends_children_and_their_children(tmp_path: Path) -> None:
     assert group.children == []
 
 
+def test_stop_child_ends_only_the_named_child(tmp_path: Path) -> None:
+    group = Group(tmp_path)
+    group.start("store", [sys.executable, "-c", "import time; time.sleep(600)"])
+    group.start("worker", [sys.executable, "-c", "import time; time.sleep(600)"])
+    store, worker = (child for _, child in group.children)
+    try:
+        group.stop_child("store", grace_s=2)
+
+        assert store.poll() is not None
+        assert worker.poll() is None
+        assert [name for name, _ in group.children] == ["worker"]
+    finally:
+        group.stop(grace_s=2)
+    assert worker.poll() is not None
+
+
 def test_the_demo_stops_waiting_for_an_audience_when_a_child_dies(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from worker.bench.measure import REPEAT_UNDER_S, REPEATS, Order, Row, Split
+from worker.bench.measure import Order, Row, Split
 
 TARGET_SIZE = 1_000_000
 RATIO_TARGET = 1.3
@@ -25,18 +25,23 @@ by the bench, in the same run; for a rule on wallets, the floor with profiles ad
 of each owner's profile (`_id` `$in` chunks), where the worker asks only for the profiles
 that decide (see README, Big audiences). RSS growth: the worker's peak resident set
 during the run over its resident set before it. Parts: how many tasks the run was split into.
-Tries: an audience that runs in under {repeat_under:.0f} s is run {repeats} times, each time
-as a new audience, and so is its floor when that too is under {repeat_under:.0f} s; the row holds
-the best run and the best floor.
+Tries: every audience is run {tries} times at every size, each time as a new audience and
+each run followed by its floor; the row holds the best run and the best floor. Each size is
+loaded into an empty database.
 The workers run with `OWNER_FIRST=auto`: the bench writes owners in lower case.
 """
 
 
 def table(
-    rows: list[Row], orders: list[Order], splits: list[Split], machine: str, when: datetime
+    rows: list[Row],
+    orders: list[Order],
+    splits: list[Split],
+    machine: str,
+    when: datetime,
+    tries: int,
 ) -> str:
     lines = [
-        HEADER.format(when=when, machine=machine, repeat_under=REPEAT_UNDER_S, repeats=REPEATS),
+        HEADER.format(when=when, machine=machine, tries=tries),
         "| passports | audience | seconds | passports/s | ratio to floor "
         "| ratio to floor with profiles | RSS growth MB "
         "| store round trips | Redis round trips | recipients | parts | tries |",

@@ -6,11 +6,13 @@ import os
 import platform
 import shutil
 import tempfile
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
+from pymongo.errors import PyMongoError
 from redis import Redis
 from rich.console import Console
 
@@ -26,15 +28,20 @@ from worker.store.mongo import connect, stores
 console = Console()
 DB = "audience_bench"
 PREFIX = "bench"
+RECONNECT_TRIES = 10
 
 
 def run(
-    sizes: list[int], out: Path | None, workers: int = 2, partition_size: int | None = None
+    sizes: list[int],
+    out: Path | None,
+    workers: int = 2,
+    partition_size: int | None = None,
+    tries: int = 3,
 ) -> tuple[list[Row], list[Order], list[Split]]:
     rows: list[Row] = []
     compared: list[Order] = []
     splits: list[Split] = []
-    with _bench(partition_size) as bench:
+    with _bench(partition_size, tries) as bench:
         for size in sizes:
             with console.status(f"{size:,} passports: generating, loading, materializing"):
                 found = run_size(bench, size)
@@ -57,13 +64,13 @@ def run(
                 splits.append(split(bench, sizes[-1], count))
             console.print(f"{count} worker(s): {splits[-1].seconds:.2f} s")
     if out:
-        out.write_text(table(rows, compared, splits, _machine(), datetime.now(UTC)))
+        out.write_text(table(rows, compared, splits, _machine(), datetime.now(UTC), tries))
         console.print(f"wrote {out}")
     return rows, compared, splits
 
 
 @contextmanager
-def _bench(partition_size: int | None) -> Iterator[Bench]:
+def _bench(partition_size: int | None, tries: int) -> Iterator[Bench]:
     configured = get_settings()
     workdir = Path(tempfile.mkdtemp(prefix="audience-bench-"))
     group = Group(workdir)
@@ -85,13 +92,33 @@ def _bench(partition_size: int | None) -> Iterator[Bench]:
             workers = Workers(group, env)
             workers.add()
             asker = Asker(redis_url, ctx.redis, PREFIX, group)
+            restart = None if configured.mongo_url else _restarter(group, mongo_url, ctx)
             try:
-                yield Bench(ctx, workers, asker, store_pid)
+                yield Bench(ctx, workers, asker, store_pid, tries, restart)
             finally:
                 asker.close()
     finally:
         group.stop()
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _restarter(group: Group, mongo_url: str, ctx: Context) -> Callable[[], int]:
+    """Stops the bench's store server and starts it again on its data and port."""
+    port = int(mongo_url.rstrip("/").rsplit(":", 1)[1])
+
+    def restart() -> int:
+        group.stop_child("store")
+        start_store(group, port)
+        # The first request on a connection to the old server fails and clears the pool.
+        for _ in range(RECONNECT_TRIES):
+            try:
+                ctx.stores.passports.database.command("ping")
+                break
+            except PyMongoError:
+                time.sleep(0.2)
+        return next(child.pid for name, child in group.children if name == "store")
+
+    return restart
 
 
 @contextmanager

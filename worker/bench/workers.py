@@ -40,6 +40,15 @@ class Workers:
         self.pids.append(pid)
         return pid
 
+    def restart(self) -> None:
+        """Start as many new worker processes in place of the running ones."""
+        count = len(self.pids)
+        for n in range(count):
+            self.group.stop_child(f"w{n + 1}")
+        self.pids.clear()
+        for _ in range(count):
+            self.add()
+
 
 def _read(path: object) -> bytes:
     try:

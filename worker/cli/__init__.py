@@ -128,10 +128,17 @@ def _bench(commands: Any) -> None:
     bench.add_argument("--out", type=Path, default=None, help="write the table here (markdown)")
     bench.add_argument(
         "--workers",
-        type=int,
+        type=_positive,
         default=2,
         help="at the largest size, run one audience with 1 up to this many worker processes "
         "(default: %(default)s; 1 skips the comparison)",
+    )
+    bench.add_argument(
+        "--tries",
+        type=_positive,
+        default=3,
+        help="runs of each audience and of its floor at each size; the best of each is kept "
+        "(default: %(default)s)",
     )
     bench.add_argument(
         "--partition-size",
@@ -171,6 +178,16 @@ def _sizes(text: str) -> list[int]:
     return sizes
 
 
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
 def _as_of(text: str) -> str | None:
     if text == "now":
         return None
@@ -200,7 +217,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         from worker.embedded.processes import interrupt_on_signals
 
         interrupt_on_signals()  # a killed bench still stops its servers and workers
-        runner.run(args.sizes, args.out, args.workers, args.partition_size)
+        runner.run(args.sizes, args.out, args.workers, args.partition_size, args.tries)
         return 0
     if args.command == "status":
         return operate.status(args.brand, args.limit)

@@ -95,18 +95,27 @@ class Group:
         raise StartFailed(f"{what} was not ready after {timeout_s:.0f} s")
 
     def stop(self, grace_s: float = 10) -> None:
-        for _, child in reversed(self.children):
-            _signal(child, signal.SIGTERM)
-        deadline = time.monotonic() + grace_s
-        for _, child in reversed(self.children):
-            try:
-                child.wait(max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                _signal(child, signal.SIGKILL)
-                child.wait()
-            # Whatever the child left in its group (pool processes) goes with it.
-            _signal(child, signal.SIGKILL)
+        _end([child for _, child in reversed(self.children)], grace_s)
         self.children.clear()
+
+    def stop_child(self, name: str, grace_s: float = 10) -> None:
+        """Stop the children started under `name`, leaving the others running."""
+        _end([child for named, child in self.children if named == name], grace_s)
+        self.children = [(named, child) for named, child in self.children if named != name]
+
+
+def _end(children: list[subprocess.Popen[bytes]], grace_s: float) -> None:
+    for child in children:
+        _signal(child, signal.SIGTERM)
+    deadline = time.monotonic() + grace_s
+    for child in children:
+        try:
+            child.wait(max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            _signal(child, signal.SIGKILL)
+            child.wait()
+        # Whatever the child left in its group (pool processes) goes with it.
+        _signal(child, signal.SIGKILL)
 
 
 def _signal(child: subprocess.Popen[bytes], signum: int) -> None:
