@@ -10,6 +10,7 @@ import pytest
 from worker.bench import runner, synthetic
 from worker.bench.measure import Split, audience_set
 from worker.bench.report import split_verdict
+from worker.cli import main
 
 
 def test_the_synthetic_brand_is_shaped_like_the_real_data() -> None:
@@ -69,3 +70,36 @@ def test_a_small_run_measures_every_audience_by_real_workers(tmp_path: Path) -> 
     ]
     markdown = out.read_text()
     assert markdown.count("\n| 4,000 |") == len(rows) + len(orders) + len(splits)
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--sizes", "500"], "every size must be 1000 to 10000000"),
+        (["--sizes", "100,000"], "every size must be 1000 to 10000000"),
+        (["--sizes", "abc"], "not a list of whole numbers"),
+        (["--workers", "0"], "must be 1 to 8"),
+        (["--workers", "1000"], "must be 1 to 8"),
+        (["--tries", "x"], "not a whole number"),
+        (["--partition-size", "-1"], "must be 0 (never split) or at least 1000"),
+        (["--partition-size", "999"], "must be 0 (never split) or at least 1000"),
+        (["--out", "/no/such/folder/B.md"], "cannot write in '/no/such/folder'"),
+        (["--out", "."], "'.' is not a file name"),
+    ],
+)
+def test_bad_bench_arguments_stop_before_anything_starts(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as stopped:
+        main(["bench", *argv])
+    assert stopped.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_an_audience_that_was_not_split_is_not_judged() -> None:
+    # PARTITION_SIZE 0 (never split): both runs are one task, and one worker idles.
+    one = Split(4_000, "inactive 365 d", 1, 0.2, 1, 0.15, 0.01, (0.05,))
+    two = Split(4_000, "inactive 365 d", 2, 0.2, 1, 0.15, 0.01, (0.05, 0.0))
+    assert split_verdict([one, two]) == [
+        "- 2 workers: the audience ran as one part, so nothing was compared."
+    ]

@@ -25,9 +25,10 @@ by the bench, in the same run; for a rule on wallets, the floor with profiles ad
 of each owner's profile (`_id` `$in` chunks), where the worker asks only for the profiles
 that decide (see README, Big audiences). RSS growth: the worker's peak resident set
 during the run over its resident set before it. Parts: how many tasks the run was split into.
-Tries: every audience is run {tries} times at every size, each time as a new audience and
-each run followed by its floor; the row holds the best run and the best floor. Each size is
-loaded into an empty database.
+Passports/s: passports the store returned per second (a narrow audience's own only, where
+an index finds them). Tries: every audience is run {tries} time(s) at every size, each time
+as a new audience and each run followed by its floor; the row holds the best run and the best
+floor. Each size is loaded into an empty database, and the store's server started again.
 The workers run with `OWNER_FIRST=auto`: the bench writes owners in lower case.
 """
 
@@ -118,6 +119,8 @@ def split_verdict(splits: list[Split]) -> list[str]:
     if len(splits) < 2:
         return []
     one, two = splits[0], splits[-1]
+    if two.parts < 2:
+        return [f"- {two.workers} workers: the audience ran as one part, so nothing was compared."]
     speedup = one.seconds / two.seconds
     line = (
         f"- {two.workers} workers at least {SPEEDUP_TARGET} times faster than one: "
@@ -131,14 +134,14 @@ def split_verdict(splits: list[Split]) -> list[str]:
     shares = [cpu / total for cpu in two.worker_cpu_s] if total else [1.0]
     halved = max(shares) <= HALF_SHARE
     line += (
-        f". The store's server process was busy {two.store_cpu_s:.1f} CPU s of the "
-        f"{two.workers}-worker run's {two.seconds:.1f} s, "
+        f". The store's server process was busy {_s(two.store_cpu_s)} CPU s of the "
+        f"{two.workers}-worker run's {_s(two.seconds)} s, "
         + ("more" if store_bound else "less")
-        + f" than the {allowed:.1f} s the target allows"
+        + f" than the {_s(allowed)} s the target allows"
         + (", so the store is what limits it" if store_bound else "")
         + ". Each worker's share of the workers' CPU: "
         + " / ".join(f"{share:.0%}" for share in shares)
-        + f" of {total:.1f} s (one worker alone: {one.worker_cpu_s[0]:.1f} s). "
+        + f" of {_s(total)} s (one worker alone: {_s(one.worker_cpu_s[0])} s). "
     )
     met = store_bound and halved
     line += (
@@ -147,6 +150,11 @@ def split_verdict(splits: list[Split]) -> list[str]:
         else "NOT met."
     )
     return [line]
+
+
+def _s(seconds: float) -> str:
+    # Tenths hide the difference between the figures of a run under a second.
+    return f"{seconds:.1f}" if seconds >= 1 else f"{seconds:.3f}"
 
 
 def _maybe(ratio: float | None) -> str:
@@ -199,7 +207,7 @@ def _splits(splits: list[Split]) -> list[str]:
     one = splits[0].seconds
     lines = [
         "",
-        "One partitioned audience run by one worker process, then by two. CPU seconds spent "
+        "One partitioned audience run by one worker process, then by more. CPU seconds spent "
         "during the run by the store's server process, by Redis and by each worker:",
         "",
         "| passports | audience | workers | parts | seconds | speed-up | store CPU s "

@@ -25,7 +25,7 @@ from worker.materialize.base import Context
 from worker.settings import Settings, get_settings
 from worker.store.mongo import connect, stores
 
-console = Console()
+console = Console(soft_wrap=True)
 DB = "audience_bench"
 PREFIX = "bench"
 RECONNECT_TRIES = 10
