@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -11,8 +12,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from worker import cli
 from worker.embedded import demo
-from worker.embedded.processes import Group, StartFailed
+from worker.embedded.processes import Group, StartFailed, Stopped
 
 # A child that forks a grandchild, records its pid, and both sleep.
 SPAWNER = """
@@ -117,3 +119,14 @@ def test_a_parent_killed_outright_takes_its_children_with_it(tmp_path: Path) -> 
     while _alive(child) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not _alive(child)
+
+
+@pytest.mark.parametrize(("signum", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_a_stopping_signal_ends_the_command_with_its_own_exit_code(
+    monkeypatch: pytest.MonkeyPatch, signum: int, code: int
+) -> None:
+    def stopped(args: object) -> int:
+        raise Stopped(signum)
+
+    monkeypatch.setattr(cli, "_dispatch", stopped)
+    assert cli.main(["status"]) == code

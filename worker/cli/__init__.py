@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -164,9 +165,10 @@ def main(argv: list[str] | None = None) -> int:
     logs.configure("WARNING")
     try:
         return _dispatch(args)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as stop:
         print(f"audience-worker {args.command}: stopped", file=sys.stderr)
-        return 130
+        # The shell's convention: 128 plus the signal's number (Ctrl-C: 130, kill: 143).
+        return 128 + getattr(stop, "signum", signal.SIGINT)
     except (ConfigurationError, ImportLineError, OSError, PyMongoError, StartFailed) as error:
         print(f"audience-worker {args.command}: {error}", file=sys.stderr)
         return 2

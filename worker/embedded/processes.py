@@ -133,9 +133,17 @@ def interrupt_on_signals() -> None:
 STOPPING = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
+class Stopped(KeyboardInterrupt):
+    """Raised in the main thread by a stopping signal, which it names."""
+
+    def __init__(self, signum: int):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
 def _interrupt(signum: int, frame: object) -> None:
     # Once stopping, further signals are ignored, so that a second Ctrl-C cannot cut the
     # clean-up short and leave processes or files behind.
     for other in STOPPING:
         signal.signal(other, signal.SIG_IGN)
-    raise KeyboardInterrupt
+    raise Stopped(signum)
