@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections import Counter
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from worker.bench import runner, synthetic
-from worker.bench.measure import Split, audience_set
-from worker.bench.report import split_verdict
+from worker.bench.measure import Row, Split, audience_set
+from worker.bench.report import split_verdict, table
 from worker.cli import main
 
 
@@ -103,3 +104,28 @@ def test_an_audience_that_was_not_split_is_not_judged() -> None:
     assert split_verdict([one, two]) == [
         "- 2 workers: the audience ran as one part, so nothing was compared."
     ]
+
+
+def row(size: int, audience: str, seconds: float, floor: float) -> Row:
+    return Row(size, audience, seconds, size, floor, None, 1.0, 1, 1, 1, 1)
+
+
+def test_growth_is_judged_on_the_worker_and_shown_beside_the_floors() -> None:
+    rows = [
+        row(100_000, "broad", 1.0, 1.0),
+        row(100_000, "unique", 2.0, 1.6),
+        row(1_000_000, "broad", 9.0, 9.5),
+        # 24 / 2 = 12 times, over the 11 allowed; its floor went from 1.6 to 19.2 s: 12 times.
+        row(1_000_000, "unique", 24.0, 19.2),
+    ]
+    markdown = table(rows, [], [], "a machine", datetime(2026, 12, 4, tzinfo=UTC), 3)
+    assert (
+        "- Time at 1,000,000 at most 11 times the time at 100,000: largest 12.0 times "
+        "(unique, whose floor grew 12.0 times), NOT met."
+    ) in markdown
+    assert "| broad | 9.0 | 9.5 |" in markdown
+    assert "| unique | 12.0 | 12.0 |" in markdown
+    # Without the slow one, 9 times is within the 11 allowed.
+    assert "largest 9.0 times (broad, whose floor grew 9.5 times), met." in table(
+        rows[::2], [], [], "a machine", datetime(2026, 12, 4, tzinfo=UTC), 3
+    )
