@@ -79,6 +79,7 @@ def test_a_small_run_measures_every_audience_by_real_workers(tmp_path: Path) -> 
         (["--sizes", "500"], "every size must be 1000 to 10000000"),
         (["--sizes", "100,000"], "every size must be 1000 to 10000000"),
         (["--sizes", "abc"], "not a list of whole numbers"),
+        (["--sizes", "1000,1000"], "each size once"),
         (["--workers", "0"], "must be 1 to 8"),
         (["--workers", "1000"], "must be 1 to 8"),
         (["--tries", "x"], "not a whole number"),
@@ -86,6 +87,7 @@ def test_a_small_run_measures_every_audience_by_real_workers(tmp_path: Path) -> 
         (["--partition-size", "999"], "must be 0 (never split) or at least 1000"),
         (["--out", "/no/such/folder/B.md"], "cannot write in '/no/such/folder'"),
         (["--out", "."], "'.' is not a file name"),
+        (["--out", "/proc/B.md"], "cannot write '/proc/B.md'"),
     ],
 )
 def test_bad_bench_arguments_stop_before_anything_starts(
@@ -129,3 +131,17 @@ def test_growth_is_judged_on_the_worker_and_shown_beside_the_floors() -> None:
     assert "largest 9.0 times (broad, whose floor grew 9.5 times), met." in table(
         rows[::2], [], [], "a machine", datetime(2026, 12, 4, tzinfo=UTC), 3
     )
+
+
+def test_the_growth_limit_is_shown_as_computed() -> None:
+    # 4 times the passports: at most 1.1 * 4 = 4.4 times the time.
+    rows = [row(10_000, "broad", 1.0, 1.0), row(40_000, "broad", 4.2, 4.0)]
+    markdown = table(rows, [], [], "a machine", datetime(2026, 12, 4, tzinfo=UTC), 1)
+    assert "at most 4.4 times the time at 10,000: largest 4.2 times" in markdown
+    assert "every audience is run once at every size" in markdown
+
+
+def test_a_ratio_just_over_the_target_is_shown_past_the_rounding() -> None:
+    rows = [row(1_000_000, "broad", 1.304, 1.0)]
+    markdown = table(rows, [], [], "a machine", datetime(2026, 12, 4, tzinfo=UTC), 3)
+    assert "NOT met by 1 of 1: broad 1.304." in markdown

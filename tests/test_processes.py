@@ -11,6 +11,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from pymongo.errors import AutoReconnect
 
 from worker import cli
 from worker.embedded import demo
@@ -130,3 +131,29 @@ def test_a_stopping_signal_ends_the_command_with_its_own_exit_code(
 
     monkeypatch.setattr(cli, "_dispatch", stopped)
     assert cli.main(["status"]) == code
+
+
+def test_a_server_gone_while_cleaning_up_after_a_stop_still_ends_as_the_stop(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def stopped_then_lost(args: object) -> int:
+        try:
+            raise Stopped(signal.SIGINT)
+        finally:
+            # The clean-up's own request finds the store already stopped.
+            raise AutoReconnect("127.0.0.1:1: connection closed")
+
+    monkeypatch.setattr(cli, "_dispatch", stopped_then_lost)
+    assert cli.main(["status"]) == 130
+    assert capsys.readouterr().err.strip() == "audience-worker status: stopped"
+
+
+def test_a_lost_server_without_a_stop_is_reported_as_itself(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def lost(args: object) -> int:
+        raise AutoReconnect("127.0.0.1:1: connection closed")
+
+    monkeypatch.setattr(cli, "_dispatch", lost)
+    assert cli.main(["status"]) == 2
+    assert "connection closed" in capsys.readouterr().err

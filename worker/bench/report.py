@@ -26,7 +26,7 @@ of each owner's profile (`_id` `$in` chunks), where the worker asks only for the
 that decide (see README, Big audiences). RSS growth: the worker's peak resident set
 during the run over its resident set before it. Parts: how many tasks the run was split into.
 Passports/s: passports the store returned per second (a narrow audience's own only, where
-an index finds them). Tries: every audience is run {tries} time(s) at every size, each time
+an index finds them). Tries: every audience is run {runs} at every size, each time
 as a new audience and each run followed by its floor; the row holds the best run and the best
 floor. Each size is loaded into an empty database, and the store's server started again.
 The workers run with `OWNER_FIRST=auto`: the bench writes owners in lower case.
@@ -42,7 +42,7 @@ def table(
     tries: int,
 ) -> str:
     lines = [
-        HEADER.format(when=when, machine=machine, tries=tries),
+        HEADER.format(when=when, machine=machine, runs=_times(tries)),
         "| passports | audience | seconds | passports/s | ratio to floor "
         "| ratio to floor with profiles | RSS growth MB "
         "| store round trips | Redis round trips | recipients | parts | tries |",
@@ -84,7 +84,7 @@ def _targets(rows: list[Row], splits: list[Split]) -> list[str]:
 
 def _over(over: list[Row], of: int) -> str:
     named = ", ".join(
-        f"{row.audience} {row.ratio:.2f}"
+        f"{row.audience} {row.ratio:.3f}"
         + (f" ({_maybe(row.profiles_ratio)} with profiles)" if row.profiles_ratio else "")
         for row in over
     )
@@ -100,7 +100,7 @@ def _growth_target(rows: list[Row], large: int) -> list[str]:
     worker, floor, audience = max(grown)
     verdict = "met." if worker <= limit else "NOT met."
     return [
-        f"- Time at {large:,} at most {limit:.0f} times the time at {small:,}: "
+        f"- Time at {large:,} at most {limit:g} times the time at {small:,}: "
         f"largest {worker:.1f} times ({audience}, whose floor grew {floor:.1f} times), {verdict}"
     ]
 
@@ -166,6 +166,10 @@ def _s(seconds: float) -> str:
     return f"{seconds:.1f}" if seconds >= 1 else f"{seconds:.3f}"
 
 
+def _times(count: int) -> str:
+    return "once" if count == 1 else f"{count} times"
+
+
 def _maybe(ratio: float | None) -> str:
     return "" if ratio is None else f"{ratio:.2f}"
 
@@ -178,7 +182,7 @@ def _scaling(rows: list[Row]) -> list[str]:
     lines = [
         "",
         f"Time at {large:,} over time at {small:,} passports "
-        f"({large / small:.0f} times the passports), the worker's and its floor's:",
+        f"({large / small:g} times the passports), the worker's and its floor's:",
         "",
         "| audience | worker | floor |",
         "| --- | ---: | ---: |",
@@ -214,8 +218,9 @@ def _splits(splits: list[Split]) -> list[str]:
     one = splits[0].seconds
     lines = [
         "",
-        "One partitioned audience run by one worker process, then by more. CPU seconds spent "
-        "during the run by the store's server process, by Redis and by each worker:",
+        "One audience run by one worker process, then by more (split into parts past "
+        "`PARTITION_SIZE` passports). CPU seconds spent during the run by the store's server "
+        "process, by Redis and by each worker:",
         "",
         "| passports | audience | workers | parts | seconds | speed-up | store CPU s "
         "| Redis CPU s | CPU s per worker | share of the workers' CPU |",

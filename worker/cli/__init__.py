@@ -166,10 +166,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return _dispatch(args)
     except KeyboardInterrupt as stop:
-        print(f"audience-worker {args.command}: stopped", file=sys.stderr)
-        # The shell's convention: 128 plus the signal's number (Ctrl-C: 130, kill: 143).
-        return 128 + getattr(stop, "signum", signal.SIGINT)
+        return _stopped(args.command, stop)
     except (ConfigurationError, ImportLineError, OSError, PyMongoError, StartFailed) as error:
+        behind = _stop_behind(error)
+        if behind is not None:
+            # Cleaning up after a stop may find a server already gone: it is still the stop.
+            return _stopped(args.command, behind)
         print(f"audience-worker {args.command}: {error}", file=sys.stderr)
         return 2
     except ValidationError as error:
@@ -180,6 +182,20 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
 
+def _stopped(command: str, stop: KeyboardInterrupt) -> int:
+    print(f"audience-worker {command}: stopped", file=sys.stderr)
+    # The shell's convention: 128 plus the signal's number (Ctrl-C: 130, kill: 143).
+    return 128 + getattr(stop, "signum", signal.SIGINT)
+
+
+def _stop_behind(error: BaseException) -> KeyboardInterrupt | None:
+    """The stop this error was raised while handling, if any."""
+    cause = error.__context__
+    while cause is not None and not isinstance(cause, KeyboardInterrupt):
+        cause = cause.__context__
+    return cause
+
+
 def _sizes(text: str) -> list[int]:
     """Comma-separated passport counts within the bench's range."""
     try:
@@ -188,7 +204,11 @@ def _sizes(text: str) -> list[int]:
         raise argparse.ArgumentTypeError(f"not a list of whole numbers: {text!r}") from None
     # The fixed audiences need a thousand passports; past ten million a run takes hours.
     if not sizes or min(sizes) < MIN_SIZE or max(sizes) > MAX_SIZE:
-        raise argparse.ArgumentTypeError(f"every size must be {MIN_SIZE} to {MAX_SIZE}")
+        raise argparse.ArgumentTypeError(
+            f"every size must be {MIN_SIZE} to {MAX_SIZE}, written without thousands separators"
+        )
+    if len(set(sizes)) < len(sizes):
+        raise argparse.ArgumentTypeError(f"each size once: {text!r}")
     return sizes
 
 
@@ -224,6 +244,15 @@ def _out_file(text: str) -> Path:
     folder = path.parent
     if not folder.is_dir() or not os.access(folder, os.W_OK):
         raise argparse.ArgumentTypeError(f"cannot write in {str(folder)!r}")
+    existed = path.exists()
+    try:
+        # Some folders (/proc) pass the access check and still refuse a new file.
+        with path.open("a"):
+            pass
+    except OSError as error:
+        raise argparse.ArgumentTypeError(f"cannot write {text!r}: {error.strerror}") from None
+    if not existed:
+        path.unlink()
     return path
 
 
