@@ -15,7 +15,7 @@ from pymongo.errors import AutoReconnect
 
 from worker import cli
 from worker.embedded import demo
-from worker.embedded.processes import Group, StartFailed, Stopped
+from worker.embedded.processes import OWNER_FILE, Group, StartFailed, Stopped, fresh_workdir
 
 # A child that forks a grandchild, records its pid, and both sleep.
 SPAWNER = """
@@ -157,3 +157,23 @@ def test_a_lost_server_without_a_stop_is_reported_as_itself(
     monkeypatch.setattr(cli, "_dispatch", lost)
     assert cli.main(["status"]) == 2
     assert "connection closed" in capsys.readouterr().err
+
+
+def test_a_new_workdir_removes_only_those_whose_owner_is_gone(tmp_path: Path) -> None:
+    ended = subprocess.Popen([sys.executable, "-c", "pass"])
+    ended.wait()  # its pid now names no process
+    stale, live, unmarked, other = (
+        tmp_path / name for name in ("run-a", "run-b", "run-c", "other-a")
+    )
+    for folder, owner in ((stale, ended.pid), (live, os.getpid()), (other, ended.pid)):
+        folder.mkdir()
+        (folder / OWNER_FILE).write_text(str(owner))
+    unmarked.mkdir()  # a run that has not written its pid yet
+
+    made = fresh_workdir("run-", tmp_path)
+
+    assert not stale.exists()
+    assert live.exists() and unmarked.exists()
+    assert other.exists()  # another prefix is another program's
+    assert made.parent == tmp_path and made.name.startswith("run-")
+    assert (made / OWNER_FILE).read_text() == str(os.getpid())

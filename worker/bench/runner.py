@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import platform
 import shutil
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -19,7 +18,7 @@ from rich.console import Console
 from worker.bench.measure import Bench, Order, Row, Split, orders, run_size, split
 from worker.bench.report import table
 from worker.bench.workers import Asker, Workers
-from worker.embedded.processes import Group
+from worker.embedded.processes import Group, fresh_workdir
 from worker.embedded.servers import start_cache, start_store
 from worker.materialize.base import Context
 from worker.settings import Settings, get_settings
@@ -72,7 +71,7 @@ def run(
 @contextmanager
 def _bench(partition_size: int | None, tries: int) -> Iterator[Bench]:
     configured = get_settings()
-    workdir = Path(tempfile.mkdtemp(prefix="audience-bench-"))
+    workdir = fresh_workdir("audience-bench-")
     group = Group(workdir)
     try:
         mongo_url = configured.mongo_url or start_store(group)

@@ -8,7 +8,6 @@ from __future__ import annotations
 import secrets
 import shutil
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -19,7 +18,13 @@ from rich.table import Table
 
 from worker.cli.operate import import_with_progress
 from worker.embedded.audiences import DEMO_AUDIENCES, describe
-from worker.embedded.processes import Group, StartFailed, free_port, interrupt_on_signals
+from worker.embedded.processes import (
+    Group,
+    StartFailed,
+    free_port,
+    fresh_workdir,
+    interrupt_on_signals,
+)
 from worker.embedded.servers import start_cache, start_store
 from worker.settings import Settings
 
@@ -29,7 +34,7 @@ FINAL_STATES = ("ready", "failed")
 
 
 def run(data_dir: Path, as_of: str | None, keep_running: bool, timeout_s: float = 300) -> int:
-    workdir = Path(tempfile.mkdtemp(prefix="audience-demo-"))
+    workdir = fresh_workdir("audience-demo-")
     group = Group(workdir)
     interrupt_on_signals()
     try:

@@ -13,6 +13,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from contextlib import closing, suppress
@@ -55,6 +56,35 @@ def venv_tool(name: str) -> str:
     if not found:
         raise StartFailed(f"{name} is not installed")
     return found
+
+
+OWNER_FILE = "owner.pid"
+
+
+def fresh_workdir(prefix: str, parent: Path | None = None) -> Path:
+    """A new folder for one run's servers and logs, marked with this process's pid.
+
+    A run killed with SIGKILL cannot remove its folder, and a benchmark's store in it can
+    hold gigabytes: the next run removes the folders of the same prefix whose owner is gone.
+    """
+    base = parent or Path(tempfile.gettempdir())
+    for stale in base.glob(f"{prefix}*"):
+        if _owner_gone(stale / OWNER_FILE):
+            shutil.rmtree(stale, ignore_errors=True)
+    workdir = Path(tempfile.mkdtemp(prefix=prefix, dir=base))
+    (workdir / OWNER_FILE).write_text(str(os.getpid()))
+    return workdir
+
+
+def _owner_gone(owner_file: Path) -> bool:
+    # A folder without the file may be a run that has only just created it: left alone.
+    try:
+        os.kill(int(owner_file.read_text()), 0)
+    except ProcessLookupError:
+        return True
+    except (OSError, ValueError):
+        return False
+    return False
 
 
 @dataclass
