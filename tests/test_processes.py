@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -177,3 +178,18 @@ def test_a_new_workdir_removes_only_those_whose_owner_is_gone(tmp_path: Path) ->
     assert other.exists()  # another prefix is another program's
     assert made.parent == tmp_path and made.name.startswith("run-")
     assert (made / OWNER_FILE).read_text() == str(os.getpid())
+
+
+def test_a_demo_stopped_by_kill_exits_143_and_leaves_no_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def killed(group: Group, data_dir: Path) -> None:
+        assert group.workdir.parent == tmp_path
+        raise Stopped(signal.SIGTERM)
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    monkeypatch.setattr(demo, "interrupt_on_signals", lambda: None)  # not in the test process
+    monkeypatch.setattr(demo, "_start", killed)
+    assert cli.main(["demo", "--exit"]) == 143
+    assert capsys.readouterr().err.strip() == "audience-worker demo: stopped"
+    assert list(tmp_path.iterdir()) == []

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import platform
-import shutil
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -18,7 +17,7 @@ from rich.console import Console
 from worker.bench.measure import Bench, Order, Row, Split, orders, run_size, split
 from worker.bench.report import table
 from worker.bench.workers import Asker, Workers
-from worker.embedded.processes import Group, fresh_workdir
+from worker.embedded.processes import Group, group_in
 from worker.embedded.servers import start_cache, start_store
 from worker.materialize.base import Context
 from worker.settings import Settings, get_settings
@@ -71,9 +70,7 @@ def run(
 @contextmanager
 def _bench(partition_size: int | None, tries: int) -> Iterator[Bench]:
     configured = get_settings()
-    workdir = fresh_workdir("audience-bench-")
-    group = Group(workdir)
-    try:
+    with group_in("audience-bench-") as group:
         mongo_url = configured.mongo_url or start_store(group)
         store_pid = None if configured.mongo_url else group.children[-1][1].pid
         redis_url = configured.redis_url or start_cache(group)
@@ -96,9 +93,6 @@ def _bench(partition_size: int | None, tries: int) -> Iterator[Bench]:
                 yield Bench(ctx, workers, asker, store_pid, tries, restart)
             finally:
                 asker.close()
-    finally:
-        group.stop()
-        shutil.rmtree(workdir, ignore_errors=True)
 
 
 def _restarter(group: Group, mongo_url: str, ctx: Context) -> Callable[[], int]:

@@ -6,7 +6,6 @@ Everything it starts runs in child processes of one group, stopped on exit or Ct
 from __future__ import annotations
 
 import secrets
-import shutil
 import sys
 import time
 from pathlib import Path
@@ -22,7 +21,7 @@ from worker.embedded.processes import (
     Group,
     StartFailed,
     free_port,
-    fresh_workdir,
+    group_in,
     interrupt_on_signals,
 )
 from worker.embedded.servers import start_cache, start_store
@@ -34,25 +33,23 @@ FINAL_STATES = ("ready", "failed")
 
 
 def run(data_dir: Path, as_of: str | None, keep_running: bool, timeout_s: float = 300) -> int:
-    workdir = fresh_workdir("audience-demo-")
-    group = Group(workdir)
     interrupt_on_signals()
-    try:
-        api_url, keys = _start(group, data_dir)
-        rows = _create_and_wait(group, api_url, keys, as_of, timeout_s)
-        console.print(_table(rows))
-        if keep_running:
-            _serve(group, api_url, keys)
-        return 0 if all(row["state"] == "ready" for row in rows) else 1
-    except KeyboardInterrupt:
-        console.print("stopping")
-        return 130
-    except StartFailed as error:
-        console.print(f"[red]{error}[/red]")
-        return 1
-    finally:
-        group.stop()
-        shutil.rmtree(workdir, ignore_errors=True)
+    with group_in("audience-demo-") as group:
+        try:
+            api_url, keys = _start(group, data_dir)
+            rows = _create_and_wait(group, api_url, keys, as_of, timeout_s)
+            console.print(_table(rows))
+            if keep_running:
+                _serve(group, api_url, keys)
+            return 0 if all(row["state"] == "ready" for row in rows) else 1
+        except KeyboardInterrupt:
+            # Said before the servers stop, which takes a moment; the command's exit code
+            # then names the signal.
+            console.print("stopping")
+            raise
+        except StartFailed as error:
+            console.print(f"[red]{error}[/red]")
+            return 1
 
 
 def _start(group: Group, data_dir: Path) -> tuple[str, dict[str, str]]:

@@ -15,8 +15,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
-from contextlib import closing, suppress
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import closing, contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -74,6 +74,17 @@ def fresh_workdir(prefix: str, parent: Path | None = None) -> Path:
     workdir = Path(tempfile.mkdtemp(prefix=prefix, dir=base))
     (workdir / OWNER_FILE).write_text(str(os.getpid()))
     return workdir
+
+
+@contextmanager
+def group_in(prefix: str, parent: Path | None = None) -> Iterator[Group]:
+    """A group of processes in a fresh folder; on the way out both are gone."""
+    group = Group(fresh_workdir(prefix, parent))
+    try:
+        yield group
+    finally:
+        group.stop()
+        shutil.rmtree(group.workdir, ignore_errors=True)
 
 
 def _owner_gone(owner_file: Path) -> bool:
