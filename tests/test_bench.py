@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from worker.bench import runner, synthetic
-from worker.bench.measure import Row, Split, audience_set
+from worker.bench import measure, runner, synthetic
+from worker.bench.measure import Bench, Row, Site, Split, audience_set
 from worker.bench.report import split_verdict, table
 from worker.cli import main
 
@@ -46,31 +46,69 @@ def test_the_two_worker_target_is_judged_from_the_runs_own_figures() -> None:
 def test_a_small_run_measures_every_audience_by_real_workers(tmp_path: Path) -> None:
     out = tmp_path / "BENCHMARKS.md"
     # Parts of 1,000: the full scans of 4,000 passports are split into four tasks.
-    rows, orders, splits = runner.run([4_000], out, workers=2, partition_size=1000, tries=2)
+    rows, orders, splits = runner.run([2_000, 4_000], out, workers=2, partition_size=1000, tries=2)
 
-    assert [row.audience for row in rows] == [name for name, _ in audience_set(4_000)]
+    names = [name for name, _ in audience_set(4_000)]
+    assert [(row.size, row.audience) for row in rows] == [
+        (size, name) for size in (2_000, 4_000) for name in names
+    ]
     assert all(row.seconds > 0 and row.floor_seconds > 0 for row in rows)
     assert all(row.tries == 2 for row in rows)
     assert all(row.store_round_trips >= 1 and row.redis_round_trips >= 1 for row in rows)
-    by_name = {row.audience: row for row in rows}
-    # 4,000 passports, 10,000 token ids asked at step 1: every passport is asked for once.
-    assert by_name["10,000 tokenIds"].passports_read == 4_000
-    assert by_name["10,000 tokenIds"].parts == 1  # token id lists are never split
-    assert by_name["uniqueOwner"].parts == 4
-    assert by_name["uniqueOwner"].passports_read == 4_000
-    # Every owner of the generated brand holds at least one passport: one recipient each.
-    owners = {p["owner"] for batch in synthetic.passports(4_000) for p in batch}
-    assert by_name["uniqueOwner"].recipients == len(owners)
+    for size in (2_000, 4_000):
+        # Each size's workers read that size's brand, from a database of its own.
+        by_name = {row.audience: row for row in rows if row.size == size}
+        # Under 10,000 passports the token ids are asked at step 1: every passport once.
+        assert by_name["10,000 tokenIds"].passports_read == size
+        assert by_name["10,000 tokenIds"].parts == 1  # token id lists are never split
+        assert by_name["uniqueOwner"].parts == size // 1000
+        assert by_name["uniqueOwner"].passports_read == size
+        # Every owner of the generated brand holds at least one passport: one recipient each.
+        owners = {p["owner"] for batch in synthetic.passports(size) for p in batch}
+        assert by_name["uniqueOwner"].recipients == len(owners)
     assert [s.workers for s in splits] == [1, 2]
-    assert all(s.parts == 4 and len(s.worker_cpu_s) == s.workers for s in splits)
+    assert all(s.size == 4_000 and s.parts == 4 for s in splits)
+    assert all(len(s.worker_cpu_s) == s.workers for s in splits)
     # Either order finds the same members; the selective rule is read wallets first.
     assert all(order.agree for order in orders)
-    assert [(o.audience, o.picked) for o in orders] == [
-        ("selective owners", "wallets"),
-        ("custodial owners", "wallets"),
+    assert [(o.size, o.audience, o.picked) for o in orders] == [
+        (size, name, "wallets")
+        for size in (2_000, 4_000)
+        for name in ("selective owners", "custodial owners")
     ]
     markdown = out.read_text()
-    assert markdown.count("\n| 4,000 |") == len(rows) + len(orders) + len(splits)
+    assert markdown.count("\n| 2,000 |") == len(names) + 2
+    assert markdown.count("\n| 4,000 |") == len(names) + 2 + len(splits)
+
+
+def test_the_sizes_are_taken_in_turns_and_the_middle_run_is_kept(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Each round runs the audience once at every size, so a machine that slows down for a
+    while slows every size alike; of each size's runs and floors, the middle one counts."""
+    taken: list[int] = []
+    # Seconds of the six runs in the order they are taken; each floor is another figure.
+    runs = iter([5.0, 50.0, 3.0, 30.0, 4.0, 40.0])
+    floors = iter([2.0, 35.0, 2.5, 20.0, 1.0, 30.0])
+
+    def one_try(bench: Bench, site: Site, name: str, body: dict) -> tuple[Row, tuple]:
+        taken.append(site.size)
+        seconds, floor = next(runs), next(floors)
+        return row(site.size, name, seconds, floor), (floor, None)
+
+    monkeypatch.setattr(measure, "_try", one_try)
+    sites = {size: Site(size, None, None) for size in (1_000, 10_000)}  # type: ignore[arg-type]
+    bench = Bench(sites, None, None, tries=3)  # type: ignore[arg-type]
+
+    rows = measure.measure(bench, "broad tag or")
+
+    assert taken == [1_000, 10_000] * 3
+    # 1,000: runs 5, 3 and 4 s, floors 2, 2.5 and 1 s; 10,000: runs 50, 30 and 40 s, floors
+    # 35, 20 and 30 s. The middle of each, not the best (3 s against 1 s, 30 s against 20 s).
+    assert [(r.size, r.seconds, r.floor_seconds, r.tries) for r in rows] == [
+        (1_000, 4.0, 2.0, 3),
+        (10_000, 40.0, 30.0, 3),
+    ]
 
 
 @pytest.mark.parametrize(

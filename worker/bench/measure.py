@@ -11,6 +11,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from statistics import median_low
 from typing import Any
 
 from bson import ObjectId
@@ -33,14 +34,23 @@ ORDER_AUDIENCES = ("selective owners", "custodial owners")
 
 
 @dataclass
-class Bench:
-    """The bench's own connections (to load and to measure the floor), and the workers."""
+class Site:
+    """One size's brand: its own database, and the worker processes that read it."""
 
+    size: int
     ctx: Context
     workers: Workers
+
+
+@dataclass
+class Bench:
+    """The sizes' databases and workers, the bench's own connections (to load and to measure
+    the floor), and the client that asks the workers to run."""
+
+    sites: dict[int, Site]
     asker: Asker
     store_pid: int | None  # None: a store the bench did not start
-    tries: int = 3  # runs of each audience (and of its floor) at each size; the best is kept
+    tries: int = 3  # runs of each audience (and of its floor) at each size; the middle is kept
     # Restarts the store's server on its data and returns its pid; None where the bench did
     # not start the store.
     restart_store: Callable[[], int] | None = None
@@ -51,12 +61,14 @@ class Bench:
         nx-27017 reads more slowly for a while after a bulk load of a million documents in
         the same process: the same wallets-first read took 5.8 to 9.8 s after the load and
         4.8 s after a restart. That would be charged to the size, not to the worker. The
-        workers start again too, so none of them holds a connection to the old server.
+        workers start only then, so none of them holds a connection to the old server.
         """
-        if self.restart_store is None:
-            return
-        self.store_pid = self.restart_store()
-        self.workers.restart()
+        if self.restart_store is not None:
+            self.store_pid = self.restart_store()
+        for site in self.sites.values():
+            site.workers.restart()
+            if not site.workers.pids:
+                site.workers.add()
 
 
 @dataclass(frozen=True)
@@ -73,7 +85,7 @@ class Row:
     redis_round_trips: int
     recipients: int
     parts: int
-    tries: int = 1  # runs (and floors) measured; the row holds the best of them
+    tries: int = 1  # runs (and floors) measured; the row holds the middle one of each
 
     @property
     def per_second(self) -> float:
@@ -130,42 +142,68 @@ def audience_set(size: int) -> list[tuple[str, dict[str, Any]]]:
     ]
 
 
-def run_size(bench: Bench, size: int) -> list[Row]:
-    _fresh_database(bench.ctx)
-    synthetic.load(bench.ctx.stores, size)
-    bench.settle()
-    _warm_up(bench, size)
-    return [_measure(bench, size, name, body) for name, body in audience_set(size)]
+def load(site: Site) -> None:
+    """Load the site's brand into an empty database of its own."""
+    _fresh_database(site.ctx)
+    synthetic.load(site.ctx.stores, site.size)
 
 
-def split(bench: Bench, size: int, workers: int) -> Split:
+def warm_up(bench: Bench) -> None:
+    """One untimed run of the shortest audience per worker process.
+
+    A worker's first task pays once for what the process keeps: imports, connections, the
+    first allocations (80 MB at 100,000 passports). That is no part of any audience's cost.
+    """
+    for site in bench.sites.values():
+        name, body = audience_set(site.size)[1]
+        for _ in site.workers.pids:
+            bench.asker.run(_insert(site.ctx, name, body), synthetic.END, site.workers.queue)
+
+
+def measure(bench: Bench, name: str) -> list[Row]:
+    """The audience at every size: `bench.tries` rounds, each running it once at each size.
+
+    A shared machine's speed drifts by a fifth and more over a minute or two. Were the sizes
+    measured one after another, that drift would be charged to the larger size; taken in
+    turns, every size meets the same machine, and the time at one size over the time at
+    another is the worker's own growth.
+    """
+    tries: dict[int, list[tuple[Row, tuple[float, float | None]]]] = {}
+    for _ in range(bench.tries):
+        for site in bench.sites.values():
+            body = dict(audience_set(site.size))[name]
+            tries.setdefault(site.size, []).append(_try(bench, site, name, body))
+    return [_typical(found) for found in tries.values()]
+
+
+def split(bench: Bench, site: Site, workers: int) -> Split:
     """Run the split audience with `workers` worker processes (started as needed)."""
-    while len(bench.workers.pids) < workers:
-        bench.workers.add()
-    body = dict(audience_set(size))[SPLIT_AUDIENCE]
-    audience_id = _insert(bench.ctx, SPLIT_AUDIENCE, body)
-    pids = bench.workers.pids[:workers]
-    before = _cpu(bench, pids)
+    while len(site.workers.pids) < workers:
+        site.workers.add()
+    body = dict(audience_set(site.size))[SPLIT_AUDIENCE]
+    audience_id = _insert(site.ctx, SPLIT_AUDIENCE, body)
+    pids = site.workers.pids[:workers]
+    before = _cpu(bench, site, pids)
     started = time.perf_counter()
-    figures = bench.asker.run(audience_id, synthetic.END)
+    figures = bench.asker.run(audience_id, synthetic.END, site.workers.queue)
     seconds = time.perf_counter() - started
-    after = _cpu(bench, pids)
+    after = _cpu(bench, site, pids)
     spent = [end - start for start, end in zip(before, after, strict=True)]
     return Split(
-        size, SPLIT_AUDIENCE, workers, seconds, int(figures["parts"]), spent[0], spent[1],
+        site.size, SPLIT_AUDIENCE, workers, seconds, int(figures["parts"]), spent[0], spent[1],
         tuple(spent[2:]),
     )  # fmt: skip
 
 
-def orders(bench: Bench, size: int) -> list[Order]:
+def orders(site: Site) -> list[Order]:
     """Time each order-sensitive audience both ways, in the bench's own process."""
     found = []
     for name in ORDER_AUDIENCES:
-        audience_id = _insert(bench.ctx, name, dict(audience_set(size))[name])
-        runs = {order: _in_process(bench.ctx, audience_id, order) for order in ORDERS}
-        picked = "wallets" if _auto_picks_wallets(bench.ctx, audience_id) else "passports"
+        audience_id = _insert(site.ctx, name, dict(audience_set(site.size))[name])
+        runs = {order: _in_process(site.ctx, audience_id, order) for order in ORDERS}
+        picked = "wallets" if _auto_picks_wallets(site.ctx, audience_id) else "passports"
         (by_wallets, counts), (by_passports, others) = runs["wallets"], runs["passports"]
-        found.append(Order(size, name, picked, by_wallets, by_passports, counts == others))
+        found.append(Order(site.size, name, picked, by_wallets, by_passports, counts == others))
     return found
 
 
@@ -188,31 +226,21 @@ def _auto_picks_wallets(ctx: Context, audience_id: ObjectId) -> bool:
     return choose_order(auto, rule, synthetic.END, ScanStats()) == "wallets"
 
 
-def _cpu(bench: Bench, pids: list[int]) -> list[float]:
+def _cpu(bench: Bench, site: Site, pids: list[int]) -> list[float]:
     return [
         procs.cpu_seconds(bench.store_pid) if bench.store_pid else float("nan"),
-        procs.redis_cpu_seconds(bench.ctx.redis),
+        procs.redis_cpu_seconds(site.ctx.redis),
         *(procs.cpu_seconds(pid) for pid in pids),
     ]
 
 
-def _warm_up(bench: Bench, size: int) -> None:
-    """One untimed run of the shortest audience per worker process.
-
-    A worker's first task pays once for what the process keeps: imports, connections, the
-    first allocations (80 MB at 100,000 passports). That is no part of any audience's cost.
-    """
-    name, body = audience_set(size)[1]
-    for _ in bench.workers.pids:
-        bench.asker.run(_insert(bench.ctx, name, body), synthetic.END)
-
-
 def _fresh_database(ctx: Context) -> None:
-    """Start each size on an empty database of the bench's own.
+    """Start each size on an empty database of its own, dropping what a killed run left.
 
-    Deleting the last size's passports instead would leave a SQLite-backed store (nx-27017)
-    a write-ahead log as big as that size, through which every later read goes: at a
-    million passports it made the same scan take half as long again.
+    One database per size, rather than one whose passports each size replaces: deleting a
+    size's passports leaves a SQLite-backed store (nx-27017) a write-ahead log as big as that
+    size, through which every later read goes; at a million passports it made the same scan
+    take half as long again.
     """
     database = ctx.stores.passports.database
     database.client.drop_database(database.name)
@@ -225,45 +253,48 @@ def _insert(ctx: Context, name: str, body: dict[str, Any]) -> ObjectId:
     return ObjectId(doc["_id"])
 
 
-def _measure(bench: Bench, size: int, name: str, body: dict[str, Any]) -> Row:
-    """The best of `bench.tries` runs of an audience, against the best of as many floors.
+def _typical(tries: list[tuple[Row, tuple[float, float | None]]]) -> Row:
+    """An audience's middle run at one size (the lower middle of an even count), against the
+    middle of its floors.
 
     A run of a second or two moves by up to a third from one try to the next on a shared
-    machine, more than the gap being measured. Every audience is tried as often at every
-    size, each time as a new audience so no result is reused, so that sizes are compared
-    like for like.
+    machine, more than the gap being measured, while a run of a minute averages the same
+    swings out. The fastest of a few short runs therefore lands further below their typical
+    time than the fastest of a few long ones: taking the best of each would charge that gap
+    to the larger size. The middle one of each compares typical with typical. Every audience
+    is tried as often at every size, each time as a new audience so no result is reused.
     """
-    tries = [_try(bench, size, name, body) for _ in range(bench.tries)]
-    rows = [row for row, _ in tries]
+    rows = sorted((row for row, _ in tries), key=lambda row: row.seconds)
     profiles = [floor for _, (_, floor) in tries if floor is not None]
     return replace(
-        min(rows, key=lambda row: row.seconds),
-        floor_seconds=min(floor for _, (floor, _) in tries),
-        profiles_floor_seconds=min(profiles) if profiles else None,
+        rows[(len(rows) - 1) // 2],
+        floor_seconds=median_low(floor for _, (floor, _) in tries),
+        profiles_floor_seconds=median_low(profiles) if profiles else None,
         rss_growth_mb=max(row.rss_growth_mb for row in rows),
         tries=len(rows),
     )
 
 
 def _try(
-    bench: Bench, size: int, name: str, body: dict[str, Any]
+    bench: Bench, site: Site, name: str, body: dict[str, Any]
 ) -> tuple[Row, tuple[float, float | None]]:
-    """One run of a new audience by the workers, then the floor of its I/O."""
-    audience_id = _insert(bench.ctx, name, body)
-    pids = bench.workers.pids
+    """One run of a new audience by the site's workers, then the floor of its I/O."""
+    ctx = site.ctx
+    audience_id = _insert(ctx, name, body)
+    pids = site.workers.pids
     baseline = {pid: procs.rss_mb(pid) for pid in pids}
     for pid in pids:
         procs.reset_peak(pid)
     started = time.perf_counter()
-    figures = bench.asker.run(audience_id, synthetic.END)
+    figures = bench.asker.run(audience_id, synthetic.END, site.workers.queue)
     seconds = time.perf_counter() - started
     growth = max(procs.peak_rss_mb(pid) - baseline[pid] for pid in pids)
-    doc = audiences.load(bench.ctx.stores.audiences, audience_id) or {}
+    doc = audiences.load(ctx.stores.audiences, audience_id) or {}
     recipients = int(figures["recipients"])
     rule = Rule.from_document(doc)
-    floors = _floor(bench.ctx, rule, recipients)
+    floors = _floor(ctx, rule, recipients)
     row = Row(
-        size,
+        site.size,
         name,
         seconds,
         int(figures["passportsRead"]),

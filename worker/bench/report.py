@@ -21,15 +21,18 @@ Measured {when:%Y-%m-%d %H:%M} UTC on {machine}, with `audience-worker bench`.
 Each audience is materialized by a real Celery worker process (solo pool) on the embedded
 store (nx-27017) and a Redis server of the bench's own: seconds run from the message sent to
 the run's figures written. Floor: the same passport reads and as many Redis SADDs, done raw
-by the bench, in the same run; for a rule on wallets, the floor with profiles adds one raw read
-of each owner's profile (`_id` `$in` chunks), where the worker asks only for the profiles
-that decide (see README, Big audiences). RSS growth: the worker's peak resident set
-during the run over its resident set before it. Parts: how many tasks the run was split into.
-Passports/s: passports the store returned per second (a narrow audience's own only, where
-an index finds them). Tries: every audience is run {runs} at every size, each time
-as a new audience and each run followed by its floor; the row holds the best run and the best
-floor. Each size is loaded into an empty database, and the store's server started again.
-The workers run with `OWNER_FIRST=auto`: the bench writes owners in lower case.
+by the bench, in the same run; for a rule on wallets, the floor with profiles adds one raw
+read of each owner's profile (`_id` `$in` chunks), where the worker asks only for the
+profiles that decide (see README, Big audiences). RSS growth: the worker's peak resident set
+during the run over its resident set before it. Parts: how many tasks the run was split
+into. Passports/s: passports the store returned per second (a narrow audience's own only,
+where an index finds them). Tries: every audience is run {runs} at every size, each time as
+a new audience and each run followed by its floor; the row holds the middle run and the
+middle floor (the lower middle of an even count). The sizes take turns: each round runs the
+audience once at every size, so a machine that slows down for a while slows every size
+alike. Every size is loaded first, each into an empty database of its own read by worker
+processes of its own, and the store's server is started again before anything is timed. The
+workers run with `OWNER_FIRST=auto`: the bench writes owners in lower case.
 """
 
 

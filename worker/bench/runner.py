@@ -14,7 +14,19 @@ from pymongo.errors import PyMongoError
 from redis import Redis
 from rich.console import Console
 
-from worker.bench.measure import Bench, Order, Row, Split, orders, run_size, split
+from worker.bench.measure import (
+    Bench,
+    Order,
+    Row,
+    Site,
+    Split,
+    audience_set,
+    load,
+    measure,
+    orders,
+    split,
+    warm_up,
+)
 from worker.bench.report import table
 from worker.bench.workers import Asker, Workers
 from worker.embedded.processes import Group, group_in
@@ -39,27 +51,32 @@ def run(
     rows: list[Row] = []
     compared: list[Order] = []
     splits: list[Split] = []
-    with _bench(partition_size, tries) as bench:
-        for size in sizes:
-            with console.status(f"{size:,} passports: generating, loading, materializing"):
-                found = run_size(bench, size)
+    with _bench(sizes, partition_size, tries) as bench:
+        _prepare(bench)
+        for name, _ in audience_set(sizes[0]):
+            with console.status(f"{name}: {tries} run(s) at each size, taken in turns"):
+                found = measure(bench, name)
             for row in found:
                 console.print(
                     f"{row.size:>9,} {row.audience:<18} {row.seconds:7.2f} s "
                     f"ratio {row.ratio:5.2f}  rss +{row.rss_growth_mb:6.1f} MB  parts {row.parts}"
                 )
             rows += found
-            with console.status(f"{size:,} passports: owner rules, both orders"):
-                both = orders(bench, size)
+        rows.sort(key=lambda row: row.size)  # stable: each size keeps the audiences' order
+        for site in bench.sites.values():
+            with console.status(f"{site.size:,} passports: owner rules, both orders"):
+                both = orders(site)
             compared += both
             for order in both:
                 console.print(
-                    f"{size:>9,} {order.audience:<18} wallets first {order.wallets_first_s:7.2f} s"
+                    f"{site.size:>9,} {order.audience:<18} "
+                    f"wallets first {order.wallets_first_s:7.2f} s"
                     f"  passports first {order.passports_first_s:7.2f} s  auto: {order.picked}"
                 )
+        largest = bench.sites[sizes[-1]]
         for count in range(1, workers + 1) if workers > 1 else ():
-            with console.status(f"{sizes[-1]:,} passports: one audience, {count} worker(s)"):
-                splits.append(split(bench, sizes[-1], count))
+            with console.status(f"{largest.size:,} passports: one audience, {count} worker(s)"):
+                splits.append(split(bench, largest, count))
             console.print(f"{count} worker(s): {splits[-1].seconds:.2f} s")
     if out:
         out.write_text(table(rows, compared, splits, _machine(), datetime.now(UTC), tries))
@@ -67,17 +84,26 @@ def run(
     return rows, compared, splits
 
 
+def _prepare(bench: Bench) -> None:
+    """Every size loaded, each into a database of its own, before any is measured."""
+    for site in bench.sites.values():
+        with console.status(f"{site.size:,} passports: generating and loading"):
+            load(site)
+    with console.status("starting the store's server again, and the workers"):
+        bench.settle()
+        warm_up(bench)
+
+
 @contextmanager
-def _bench(partition_size: int | None, tries: int) -> Iterator[Bench]:
+def _bench(sizes: list[int], partition_size: int | None, tries: int) -> Iterator[Bench]:
     configured = get_settings()
     with group_in("audience-bench-") as group:
         mongo_url = configured.mongo_url or start_store(group)
         store_pid = None if configured.mongo_url else group.children[-1][1].pid
         redis_url = configured.redis_url or start_cache(group)
-        with _connected(mongo_url, redis_url) as ctx:
+        with _connected(mongo_url, redis_url, sizes) as contexts:
             env = {
                 "MONGO_URL": mongo_url,
-                "MONGO_DB": DB,
                 "REDIS_URL": redis_url,
                 "KEY_PREFIX": PREFIX,
                 # The bench writes owners in lower case, as wallets first requires.
@@ -85,12 +111,15 @@ def _bench(partition_size: int | None, tries: int) -> Iterator[Bench]:
             }
             if partition_size is not None:
                 env["PARTITION_SIZE"] = str(partition_size)
-            workers = Workers(group, env)
-            workers.add()
+            sites = {
+                size: Site(size, ctx, Workers(group, {**env, "MONGO_DB": _db(size)}, str(size)))
+                for size, ctx in contexts.items()
+            }
+            ctx = contexts[sizes[0]]
             asker = Asker(redis_url, ctx.redis, PREFIX, group)
             restart = None if configured.mongo_url else _restarter(group, mongo_url, ctx)
             try:
-                yield Bench(ctx, workers, asker, store_pid, tries, restart)
+                yield Bench(sites, asker, store_pid, tries, restart)
             finally:
                 asker.close()
 
@@ -115,21 +144,30 @@ def _restarter(group: Group, mongo_url: str, ctx: Context) -> Callable[[], int]:
 
 
 @contextmanager
-def _connected(mongo_url: str, redis_url: str) -> Iterator[Context]:
-    """The bench's own connections; the bench's data goes with them."""
-    settings = Settings(
-        mongo_url=mongo_url, mongo_db=DB, redis_url=redis_url, key_prefix=PREFIX, owner_first="auto"
-    )
-    client = connect(settings)
+def _connected(mongo_url: str, redis_url: str, sizes: list[int]) -> Iterator[dict[int, Context]]:
+    """The bench's own connections, with a database per size; the bench's data goes with them."""
+    client = connect(Settings(mongo_url=mongo_url))
     redis = Redis.from_url(redis_url, decode_responses=True)
+    contexts = {}
+    for size in sizes:
+        settings = Settings(
+            mongo_url=mongo_url, mongo_db=_db(size), redis_url=redis_url, key_prefix=PREFIX,
+            owner_first="auto",
+        )  # fmt: skip
+        contexts[size] = Context(settings, stores(client, settings), redis)
     try:
-        yield Context(settings, stores(client, settings), redis)
+        yield contexts
     finally:
-        client.drop_database(DB)
+        for size in sizes:
+            client.drop_database(_db(size))
         client.close()
         stale = list(redis.scan_iter(f"{PREFIX}:*"))
         if stale:
             redis.unlink(*stale)
+
+
+def _db(size: int) -> str:
+    return f"{DB}_{size}"
 
 
 def _machine() -> str:

@@ -15,25 +15,32 @@ from worker.cache.keys import AudienceKeys
 from worker.embedded.processes import Group
 from worker.instants import iso
 
-QUEUE = "bench"
-
 
 @dataclass
 class Workers:
-    """Worker processes of one pool each (`solo`), so each pid is the one that runs tasks."""
+    """Worker processes of one pool each (`solo`), so each pid is the one that runs tasks.
+
+    They take tasks from their own queue only, under names of their own (`name`-1, ...), so
+    several sets can run side by side, each on its own database.
+    """
 
     group: Group
     env: dict[str, str]
+    name: str = "w"
     pids: list[int] = field(default_factory=list)
 
+    @property
+    def queue(self) -> str:
+        return f"bench-{self.name}"
+
     def add(self) -> int:
-        name = f"w{len(self.pids) + 1}"
+        name = self._child(len(self.pids) + 1)
         argv = [
             sys.executable, "-m", "celery", "-A", "worker.celery_app", "worker",
-            "-Q", QUEUE, "-P", "solo", "-n", f"{name}@bench", "-l", "WARNING",
+            "-Q", self.queue, "-P", "solo", "-n", f"{name}@bench", "-l", "WARNING",
             "--without-gossip", "--without-mingle", "--without-heartbeat",
         ]  # fmt: skip
-        self.group.start(name, argv, {**self.env, "QUEUE": QUEUE})
+        self.group.start(name, argv, {**self.env, "QUEUE": self.queue})
         log = self.group.workdir / f"{name}.log"
         self.group.wait_until(f"worker {name}", lambda: b" ready." in _read(log), 120)
         pid = self.group.children[-1][1].pid
@@ -44,10 +51,13 @@ class Workers:
         """Start as many new worker processes in place of the running ones."""
         count = len(self.pids)
         for n in range(count):
-            self.group.stop_child(f"w{n + 1}")
+            self.group.stop_child(self._child(n + 1))
         self.pids.clear()
         for _ in range(count):
             self.add()
+
+    def _child(self, number: int) -> str:
+        return f"{self.name}-{number}"
 
 
 def _read(path: object) -> bytes:
@@ -67,11 +77,13 @@ class Asker:
         self._prefix = prefix
         self._group = group
 
-    def run(self, audience_id: ObjectId, as_of: datetime, timeout_s: float = 3600) -> dict:
+    def run(
+        self, audience_id: ObjectId, as_of: datetime, queue: str, timeout_s: float = 3600
+    ) -> dict:
         key = AudienceKeys.last_run(self._prefix, str(audience_id))
         self._redis.unlink(key)
         kwargs = {"audience_id": str(audience_id), "revision": None, "as_of": iso(as_of)}
-        self._celery.send_task("audiences.materialize", kwargs=kwargs, queue=QUEUE)
+        self._celery.send_task("audiences.materialize", kwargs=kwargs, queue=queue)
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             figures = self._redis.hgetall(key)
