@@ -45,15 +45,19 @@ class Part:
     upto: str | None
 
 
-def split_points(passports: Collection[Any], brand_id: str, size: int, key: str) -> list[str]:
+def split_points(
+    passports: Collection[Any], brand_id: str, size: int, key: str, stats: ScanStats | None = None
+) -> list[str]:
     """The keys (owners or tokenIds) that cut the brand's passports into ranges of about
     `size`, in the order a scan by `key` walks them.
 
     Each cut is the key of the size-th passport past the last cut, found by skipping along
     the index, so planning reads one key per cut. Cut by owner, all of an owner's passports
     fall in one range (which may exceed `size` by what its last owner holds), so no two parts
-    read the same owner's profile. A brand of at most `size` passports gets none.
+    read the same owner's profile. A brand of at most `size` passports gets none. Its
+    requests are counted in `stats`, when given.
     """
+    asked = stats or ScanStats()
     cuts: list[str] = []
     while True:
         # Burned passports are counted too: a filter on the owner would make the store read
@@ -63,9 +67,11 @@ def split_points(passports: Collection[Any], brand_id: str, size: int, key: str)
             query[key] = {"$gt": cuts[-1]}
         found = passports.find(query, {"_id": 0, key: 1}).sort(passports_store.ORDERS[key])
         keys = [doc.get(key) for doc in found.skip(size - 1).limit(1)]
+        asked.store_round_trips += 1
         cut = keys[0] if keys else None
         if not isinstance(cut, str) or (key == "owner" and real_owner(cut) is None):
             return cuts  # too few passports left, or only burned ones so far
+        asked.store_round_trips += 1
         if not _any_after(passports, brand_id, key, cut):
             return cuts
         cuts.append(cut)
@@ -78,18 +84,24 @@ def _any_after(passports: Collection[Any], brand_id: str, key: str, cut: str) ->
     return passports.find_one(query, {"_id": 0, key: 1}) is not None
 
 
-def plan(ctx: Context, rule: Rule) -> list[str]:
+def plan(ctx: Context, rule: Rule, stats: ScanStats) -> list[str]:
     """The cuts of a run worth splitting; none when it runs as one task."""
     size = ctx.settings.partition_size
     if ctx.send_parts is None or size <= 0 or rule.tag_rule == "tokenIds":
         return []
-    return split_points(ctx.stores.passports, rule.brand_id, size, scan_key(rule))
+    return split_points(ctx.stores.passports, rule.brand_id, size, scan_key(rule), stats)
 
 
 def start(
-    ctx: Context, audience_id: ObjectId, claimed: Claimed, as_of: datetime, cuts: list[str]
+    ctx: Context,
+    audience_id: ObjectId,
+    claimed: Claimed,
+    as_of: datetime,
+    cuts: list[str],
+    planning: ScanStats,
 ) -> Outcome:
-    """Record the run's plan, then hand its parts to the workers."""
+    """Record the run's plan, with the store round trips that made it, then hand its parts
+    to the workers."""
     assert ctx.send_parts is not None
     edges: list[str | None] = [None, *cuts, None]
     parts = [
@@ -99,7 +111,15 @@ def start(
     ]  # fmt: skip
     ledger = AudienceKeys.parts(ctx.settings.key_prefix, str(audience_id), claimed.run_id)
     pipe = ctx.redis.pipeline(transaction=True)
-    pipe.hset(ledger, mapping={"parts": len(parts), "startedMs": epoch_ms()})
+    # Counted into the run's totals with the parts' own (each "store:" and "redis:" field is
+    # summed); the plan's Redis round trip is this pipeline.
+    started: dict[str, int] = {
+        "parts": len(parts),
+        "startedMs": epoch_ms(),
+        "store:plan": planning.store_round_trips,
+        "redis:plan": 1,
+    }
+    pipe.hset(ledger, mapping={name: value for name, value in started.items()})
     pipe.expire(ledger, ctx.settings.build_ttl_s)
     pipe.execute()
     ctx.send_parts(parts)

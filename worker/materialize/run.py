@@ -122,9 +122,9 @@ def _run(ctx: Context, request: Request, claimed: Claimed) -> Outcome:
     stats = ScanStats()
     order = choose_order(ctx, claimed.rule, as_of, stats)
     # Wallets first reads only the few admitted wallets' passports: never worth splitting.
-    cuts = partition.plan(ctx, claimed.rule) if order == "passports" else []
+    cuts = partition.plan(ctx, claimed.rule, stats) if order == "passports" else []
     if cuts:
-        return partition.start(ctx, audience_id, claimed, as_of, cuts)
+        return partition.start(ctx, audience_id, claimed, as_of, cuts, stats)
     builder = builder_for(ctx, audience_id, claimed.run_id)
     try:
         count_nft = collect(ctx, claimed, as_of, builder, stats, order)

@@ -55,10 +55,11 @@ def chosen(scan: Scan) -> bool:
         return False
     if limits.owner_first == "wallets":
         return True
-    scanned = _passports_to_scan(scan.stores, scan.rule)
+    scanned = _passports_to_scan(scan)
     threshold = scanned // limits.owner_first_ratio
     query = owner_rule.wallet_filter(limits.in_chunk_size)
     few = not wallets.more_than(scan.stores.wallets, query, threshold)
+    scan.stats.store_round_trips += 1
     event(log, "scan.order", logging.DEBUG, wallets_first=few, passports=scanned)
     return few
 
@@ -113,8 +114,11 @@ def _admitted(owner_rule: OwnerRule, page: list[dict[str, Any]]) -> list[str]:
     ]
 
 
-def _passports_to_scan(stores: Stores, rule: Rule) -> int:
+def _passports_to_scan(scan: Scan) -> int:
     """About how many passports the brand scan would walk (within a factor of two)."""
+    rule = scan.rule
     if rule.tag_rule == "tokenIds":
         return len(rule.token_ids)  # the list bounds that scan; no need to ask the store
-    return passports.size_estimate(stores.passports, rule.brand_id, PASSPORT_COUNT_CAP)
+    estimate = passports.size_estimate(scan.stores.passports, rule.brand_id, PASSPORT_COUNT_CAP)
+    scan.stats.store_round_trips += estimate.requests
+    return estimate.passports

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from pymongo import ASCENDING, MongoClient
 from pymongo.collection import Collection
+from pymongo.cursor import Cursor
 from pymongo.database import Database
 
 from worker.settings import Settings
@@ -51,3 +53,9 @@ def ensure_indexes(s: Stores) -> None:
     # Every passport scan walks this one, in owner order (see passports.scan).
     s.passports.create_index([("brandId", ASCENDING), ("owner", ASCENDING), ("tokenId", ASCENDING)])
     s.audiences.create_index([("brandId", ASCENDING), ("createdAt", ASCENDING)])
+
+
+def whole(cursor: Cursor[Any], most: int) -> Cursor[Any]:
+    """At most `most` documents, in one reply: left to its default, the driver asks for the
+    first 101 and then comes back for the rest, a second round trip per request."""
+    return cursor.limit(most).batch_size(most)

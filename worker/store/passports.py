@@ -9,16 +9,19 @@ start again from the last key it saw. It walks in one of two orders:
   a batch ends inside them), and a range of owners is a partition no other one shares.
 - `tokenId`: along the (brandId, tokenId) index, the order passports are usually written
   in, which a store reads with the least jumping about; for rules that read no profile.
+Every request's answer is yielded, an empty one too, so that a caller counts the store round
+trips by the batches it gets.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from typing import Any
+from typing import Any, NamedTuple
 
 from pymongo.collection import Collection
 
 from worker.audience.rule import ZERO_ADDRESS
+from worker.store.mongo import whole
 
 PROJECTION = {"_id": 0, "tokenId": 1, "owner": 1, "tags": 1, "productId": 1}
 # Burned or unclaimed passports are left out by the store; the worker checks again.
@@ -51,10 +54,9 @@ def scan(
     while True:
         key_range = bounds if last is None else {**bounds, "$gt": last}
         page = {**query, key: key_range} if key_range else query
-        found = passports.find(page, PROJECTION).sort(ORDERS[key]).limit(batch_size)
-        batch = list(found)
-        if batch:
-            yield batch
+        found = passports.find(page, PROJECTION).sort(ORDERS[key])
+        batch = list(whole(found, batch_size))
+        yield batch
         if len(batch) < batch_size:
             return
         last, token = batch[-1][key], batch[-1]["tokenId"]
@@ -68,9 +70,8 @@ def _rest_of_owner(
 ) -> Iterator[list[dict[str, Any]]]:
     while True:
         rest = {**query, "owner": {"$eq": owner}, "tokenId": {"$gt": token}}
-        batch = list(passports.find(rest, PROJECTION).sort("tokenId", 1).limit(batch_size))
-        if batch:
-            yield batch
+        batch = list(whole(passports.find(rest, PROJECTION).sort("tokenId", 1), batch_size))
+        yield batch
         if len(batch) < batch_size:
             return
         token = batch[-1]["tokenId"]
@@ -87,12 +88,16 @@ def by_token_ids(
         # `$in` still reads only that stretch of the brand, not all of it per chunk.
         keys = {"$in": chunk, "$gte": chunk[0], "$lte": chunk[-1]}
         query = {"brandId": {"$eq": brand_id}, "tokenId": keys, "owner": HAS_OWNER}
-        batch = list(passports.find(query, PROJECTION))
-        if batch:
-            yield batch
+        # One passport at most per id: the (brandId, tokenId) index is unique.
+        yield list(whole(passports.find(query, PROJECTION), len(chunk)))
 
 
-def size_estimate(passports: Collection[Any], brand_id: str, cap: int) -> int:
+class Estimate(NamedTuple):
+    passports: int
+    requests: int  # the store round trips it took
+
+
+def size_estimate(passports: Collection[Any], brand_id: str, cap: int) -> Estimate:
     """The brand's passports (burned ones too) rounded up to a power of two, at most `cap`.
 
     Found by skipping along the (brandId, tokenId) index to doubling positions: the store
@@ -100,9 +105,11 @@ def size_estimate(passports: Collection[Any], brand_id: str, cap: int) -> int:
     """
     query = {"brandId": {"$eq": brand_id}}
     size = ESTIMATE_START
+    requests = 0
     while size < cap:
         found = passports.find(query, {"_id": 0, "tokenId": 1}).sort("tokenId", 1)
+        requests += 1
         if next(iter(found.skip(size).limit(1)), None) is None:
-            return size
+            return Estimate(size, requests)
         size *= 2
-    return cap
+    return Estimate(cap, requests)

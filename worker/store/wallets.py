@@ -8,6 +8,8 @@ from typing import Any
 
 from pymongo.collection import Collection
 
+from worker.store.mongo import whole
+
 PROJECTION = {"_id": 1, "custodial": 1, "country": 1, "lastActiveAt": 1}
 
 
@@ -26,7 +28,9 @@ def profiles(
     for start in range(0, len(ordered), chunk_size):
         chunk = ordered[start : start + chunk_size]
         for query in filters:
-            for profile in wallets.find({**query, "_id": {"$in": chunk}}, PROJECTION):
+            asked = wallets.find({**query, "_id": {"$in": chunk}}, PROJECTION)
+            # One profile at most per address: `_id` is unique.
+            for profile in whole(asked, len(chunk)):
                 found[profile["_id"]] = profile
     return found
 
@@ -46,11 +50,10 @@ def matching(
         if last is not None:
             # `min` is inclusive: ask for one more, then drop the profile already yielded.
             found = found.min([("_id", last)]).hint([("_id", 1)])
-        page = list(found.limit(page_size + (last is not None)))
+        page = list(whole(found, page_size + (last is not None)))
         if last is not None and page and page[0]["_id"] == last:
             page = page[1:]
-        if page:
-            yield page
+        yield page  # an empty one too: one per request, for the caller to count
         if len(page) < page_size:
             return
         last = page[-1]["_id"]
