@@ -24,7 +24,8 @@ the run's figures written. Floor: the same passport reads and as many Redis SADD
 by the bench, in the same run; for a rule on wallets, the floor with profiles adds one raw
 read of each owner's profile (`_id` `$in` chunks), where the worker asks only for the
 profiles that decide (see README, Big audiences). RSS growth: the worker's peak resident set
-during the run over its resident set before it. Parts: how many tasks the run was split
+during the run over its resident set before it. Store round trips: requests for passports
+and wallets (see README, The last run's figures). Parts: how many tasks the run was split
 into. Passports/s: passports the store returned per second (a narrow audience's own only,
 where an index finds them). Tries: every audience is run {runs} at every size, each time as
 a new audience and each run followed by its floor; the row holds the middle run and the
