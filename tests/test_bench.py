@@ -9,9 +9,10 @@ from pathlib import Path
 import pytest
 
 from worker.bench import measure, runner, synthetic
-from worker.bench.measure import Bench, Row, Site, Split, audience_set
+from worker.bench.measure import ORDER_AUDIENCES, Bench, Row, Site, Split, audience_set
 from worker.bench.report import split_verdict, table
 from worker.cli import main
+from worker.settings import Settings
 
 
 def test_the_synthetic_brand_is_shaped_like_the_real_data() -> None:
@@ -69,16 +70,41 @@ def test_a_small_run_measures_every_audience_by_real_workers(tmp_path: Path) -> 
     assert [s.workers for s in splits] == [1, 2]
     assert all(s.size == 4_000 and s.parts == 4 for s in splits)
     assert all(len(s.worker_cpu_s) == s.workers for s in splits)
-    # Either order finds the same members; the selective rule is read wallets first.
+    # Either order finds the same members, and auto picks as counted from the generated data.
     assert all(order.agree for order in orders)
-    assert [(o.size, o.audience, o.picked) for o in orders] == [
-        (size, name, "wallets")
-        for size in (2_000, 4_000)
-        for name in ("selective owners", "custodial owners")
+    assert [(o.size, o.other_wallets, o.audience, o.picked) for o in orders] == [
+        (size, others, name, _expected_pick(size, name, others))
+        for size, others in ((2_000, 0), (4_000, 0), (4_000, _other_profiles(4_000)))
+        for name in ORDER_AUDIENCES
     ]
+    # Other brands' owners tip the broadest rule to the passports; the selective one stays.
+    assert (orders[-3].picked, orders[-1].picked) == ("wallets", "passports")
     markdown = out.read_text()
-    assert markdown.count("\n| 2,000 |") == len(names) + 2
-    assert markdown.count("\n| 4,000 |") == len(names) + 2 + len(splits)
+    assert markdown.count("\n| 2,000 |") == len(names) + len(ORDER_AUDIENCES)
+    assert markdown.count("\n| 4,000 |") == len(names) + 2 * len(ORDER_AUDIENCES) + len(splits)
+
+
+ADMITS = {
+    "selective owners": lambda w: w["country"] == "Japan" and w["custodial"],
+    "custodial owners": lambda w: w["custodial"],
+    "any country": lambda w: w["country"] is not None,
+}
+
+
+def _other_profiles(size: int) -> int:
+    return sum(len(batch) for batch in synthetic.other_wallets(size))
+
+
+def _expected_pick(size: int, name: str, others: int) -> str:
+    """Wallets first when at most (the passports rounded up to a power of two) / the ratio
+    wallets in the store match, counted here from the generators' own profiles."""
+    profiles = [w for batch in synthetic.wallets(size) for w in batch]
+    if others:
+        profiles += [w for batch in synthetic.other_wallets(size) for w in batch]
+    matching = sum(1 for w in profiles if ADMITS[name](w))
+    estimate = 1 << (size - 1).bit_length()
+    ratio = Settings.model_fields["owner_first_ratio"].default
+    return "wallets" if matching <= estimate // ratio else "passports"
 
 
 def test_the_sizes_are_taken_in_turns_and_the_middle_run_is_kept(

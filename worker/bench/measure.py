@@ -29,8 +29,10 @@ from worker.store import audiences, wallets
 WRITE_CHUNK = 10_000
 # The audience the two-worker comparison runs: a full scan that reads every owner's profile.
 SPLIT_AUDIENCE = "inactive 365 d"
-# Owner rules that either order can evaluate: one selective, one broad.
-ORDER_AUDIENCES = ("selective owners", "custodial owners")
+# Owner rules that either order can evaluate: one selective, one broad, and one that admits
+# every owner with a country (not among the audiences measured against the floor).
+ORDER_AUDIENCES = ("selective owners", "custodial owners", "any country")
+ANY_COUNTRY = {"countries": list(synthetic.COUNTRIES)}
 
 
 @dataclass
@@ -125,6 +127,7 @@ class Order:
     wallets_first_s: float
     passports_first_s: float
     agree: bool  # both orders gave the same countNFT and countOwner
+    other_wallets: int = 0  # profiles of other brands' owners in the wallet store
 
 
 def audience_set(size: int) -> list[tuple[str, dict[str, Any]]]:
@@ -195,16 +198,27 @@ def split(bench: Bench, site: Site, workers: int) -> Split:
     )  # fmt: skip
 
 
-def orders(site: Site) -> list[Order]:
+def orders(site: Site, other_wallets: int = 0) -> list[Order]:
     """Time each order-sensitive audience both ways, in the bench's own process."""
+    bodies = {**dict(audience_set(site.size)), "any country": ANY_COUNTRY}
     found = []
     for name in ORDER_AUDIENCES:
-        audience_id = _insert(site.ctx, name, dict(audience_set(site.size))[name])
+        audience_id = _insert(site.ctx, name, bodies[name])
         runs = {order: _in_process(site.ctx, audience_id, order) for order in ORDERS}
         picked = "wallets" if _auto_picks_wallets(site.ctx, audience_id) else "passports"
         (by_wallets, counts), (by_passports, others) = runs["wallets"], runs["passports"]
-        found.append(Order(site.size, name, picked, by_wallets, by_passports, counts == others))
+        agree = counts == others
+        found.append(Order(site.size, name, picked, by_wallets, by_passports, agree, other_wallets))
     return found
+
+
+def shared_orders(site: Site) -> list[Order]:
+    """The order-sensitive audiences again, once the wallet store also holds other brands'
+    owners: what a filter on wallets then matches is no longer a measure of the brand alone.
+
+    It changes the site's data, so it comes after everything else measured on it.
+    """
+    return orders(site, synthetic.add_other_wallets(site.ctx.stores, site.size))
 
 
 ORDERS = ("wallets", "passports")

@@ -24,6 +24,7 @@ from worker.bench.measure import (
     load,
     measure,
     orders,
+    shared_orders,
     split,
     warm_up,
 )
@@ -65,23 +66,29 @@ def run(
         rows.sort(key=lambda row: row.size)  # stable: each size keeps the audiences' order
         for site in bench.sites.values():
             with console.status(f"{site.size:,} passports: owner rules, both orders"):
-                both = orders(site)
-            compared += both
-            for order in both:
-                console.print(
-                    f"{site.size:>9,} {order.audience:<18} "
-                    f"wallets first {order.wallets_first_s:7.2f} s"
-                    f"  passports first {order.passports_first_s:7.2f} s  auto: {order.picked}"
-                )
+                compared += _show(orders(site))
         largest = bench.sites[sizes[-1]]
         for count in range(1, workers + 1) if workers > 1 else ():
             with console.status(f"{largest.size:,} passports: one audience, {count} worker(s)"):
                 splits.append(split(bench, largest, count))
             console.print(f"{count} worker(s): {splits[-1].seconds:.2f} s")
+        with console.status(f"{largest.size:,} passports: other brands' wallets added"):
+            compared += _show(shared_orders(largest))
     if out:
         out.write_text(table(rows, compared, splits, _machine(), datetime.now(UTC), tries))
         console.print(f"wrote {out}")
     return rows, compared, splits
+
+
+def _show(found: list[Order]) -> list[Order]:
+    for order in found:
+        console.print(
+            f"{order.size:>9,} {order.audience:<18} "
+            f"wallets first {order.wallets_first_s:7.2f} s"
+            f"  passports first {order.passports_first_s:7.2f} s  auto: {order.picked}"
+            f"  other brands' wallets {order.other_wallets:,}"
+        )
+    return found
 
 
 def _prepare(bench: Bench) -> None:

@@ -63,11 +63,22 @@ def passports(size: int, seed: int = 7) -> Iterator[list[dict[str, Any]]]:
 
 
 def wallets(size: int, seed: int = 11) -> Iterator[list[dict[str, Any]]]:
-    rng = random.Random(seed)
+    """The profiles of the brand's owners (about 2 % of them have none)."""
+    return _profiles(random.Random(seed), range(owners_for(size)))
+
+
+def other_wallets(size: int, seed: int = 13) -> Iterator[list[dict[str, Any]]]:
+    """Profiles of owners of other brands' passports: twice as many as the brand's owners,
+    none of whom holds one of its passports, as in a wallet store several brands share."""
+    owners = owners_for(size)
+    return _profiles(random.Random(seed), range(owners, 3 * owners))
+
+
+def _profiles(rng: random.Random, numbers: range) -> Iterator[list[dict[str, Any]]]:
     batch: list[dict[str, Any]] = []
-    for n in range(owners_for(size)):
+    for n in numbers:
         if rng.random() < 0.02:
-            continue  # about 2 % of owners have no profile at all
+            continue
         last = END - timedelta(days=rng.uniform(0, 730)) if rng.random() < 0.9 else None
         batch.append(
             {
@@ -93,3 +104,12 @@ def load(stores: Stores, size: int) -> None:
         stores.wallets.insert_many(batch, ordered=False)
     for batch in passports(size):
         stores.passports.insert_many(batch, ordered=False)
+
+
+def add_other_wallets(stores: Stores, size: int) -> int:
+    """Add other brands' owners' profiles to the wallet store; how many were added."""
+    added = 0
+    for batch in other_wallets(size):
+        stores.wallets.insert_many(batch, ordered=False)
+        added += len(batch)
+    return added

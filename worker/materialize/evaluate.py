@@ -34,7 +34,7 @@ class ScanLimits:
     # "auto", "wallets" or "passports": which collection a rule with an owner rule reads first.
     owner_first: str = "passports"
     # "auto" reads the wallets first when they are fewer than the passports over this.
-    owner_first_ratio: int = 4
+    owner_first_ratio: int = 2
 
 
 @dataclass
