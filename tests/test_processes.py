@@ -59,6 +59,42 @@ def test_stop_ends_children_and_their_children(tmp_path: Path) -> None:
     assert group.children == []
 
 
+# Records the signal that asks it to stop, takes argv[3] seconds to wind down, records that.
+STOPPABLE = """
+import signal, sys, time
+log, name, delay = sys.argv[1], sys.argv[2], float(sys.argv[3])
+def stop(signum, frame):
+    open(log, "a").write(f"{name} {signum}\\n")
+    time.sleep(delay)
+    open(log, "a").write(f"{name} gone\\n")
+    sys.exit(0)
+for signum in (signal.SIGTERM, signal.SIGQUIT):
+    signal.signal(signum, stop)
+open(f"{log}.{name}", "w").close()
+time.sleep(600)
+"""
+
+
+def test_stop_ends_the_last_started_first_each_by_its_own_signal(tmp_path: Path) -> None:
+    """A worker stops while the server it reads is still there, so it need not wait."""
+    log = tmp_path / "stops"
+    group = Group(tmp_path)
+    group.start("server", [sys.executable, "-c", STOPPABLE, str(log), "server", "0"])
+    worker = [sys.executable, "-c", STOPPABLE, str(log), "worker", "0.3"]
+    group.start("worker", worker, stop_signal=signal.SIGQUIT)
+    for name in ("server", "worker"):
+        group.wait_until(name, Path(f"{log}.{name}").exists, timeout_s=10)
+
+    group.stop(grace_s=5)
+
+    assert log.read_text().splitlines() == [
+        f"worker {int(signal.SIGQUIT)}",
+        "worker gone",
+        f"server {int(signal.SIGTERM)}",
+        "server gone",
+    ]
+
+
 def test_stop_child_ends_only_the_named_child(tmp_path: Path) -> None:
     group = Group(tmp_path)
     group.start("store", [sys.executable, "-c", "import time; time.sleep(600)"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import sys
 import time
 from dataclasses import dataclass, field
@@ -40,7 +41,8 @@ class Workers:
             "-Q", self.queue, "-P", "solo", "-n", f"{name}@bench", "-l", "WARNING",
             "--without-gossip", "--without-mingle", "--without-heartbeat",
         ]  # fmt: skip
-        self.group.start(name, argv, {**self.env, "QUEUE": self.queue})
+        # Cold shutdown: a stopped bench has no use for the run in hand.
+        self.group.start(name, argv, {**self.env, "QUEUE": self.queue}, signal.SIGQUIT)
         log = self.group.workdir / f"{name}.log"
         self.group.wait_until(f"worker {name}", lambda: b" ready." in _read(log), 120)
         pid = self.group.children[-1][1].pid

@@ -6,6 +6,7 @@ Everything it starts runs in child processes of one group, stopped on exit or Ct
 from __future__ import annotations
 
 import secrets
+import signal
 import sys
 import time
 from pathlib import Path
@@ -67,7 +68,9 @@ def _start(group: Group, data_dir: Path) -> tuple[str, dict[str, str]]:
     port = free_port()
     python = sys.executable
     celery = [python, "-m", "celery", "-A", "worker.celery_app"]
-    group.start("worker", [*celery, "worker", "-Q", "audiences", "-c", "2", "-l", "INFO"], env)
+    worker = [*celery, "worker", "-Q", "audiences", "-c", "2", "-l", "INFO"]
+    # Cold shutdown: the demo's data goes with it, so the runs in hand are of no use.
+    group.start("worker", worker, env, signal.SIGQUIT)
     group.start("beat", [*celery, "beat", "-s", str(group.workdir / "beat-schedule")], env)
     group.start("api", [python, "-m", "uvicorn", "api_stub.main:app", "--port", str(port)], env)
     api_url = f"http://127.0.0.1:{port}"

@@ -104,8 +104,16 @@ class Group:
 
     workdir: Path
     children: list[tuple[str, subprocess.Popen[bytes]]] = field(default_factory=list)
+    # The signal that asks each child (by pid) to stop, where it is not SIGTERM.
+    stop_signals: dict[int, int] = field(default_factory=dict)
 
-    def start(self, name: str, argv: Sequence[str], env: dict[str, str] | None = None) -> None:
+    def start(
+        self,
+        name: str,
+        argv: Sequence[str],
+        env: dict[str, str] | None = None,
+        stop_signal: int = signal.SIGTERM,
+    ) -> None:
         log = (self.workdir / f"{name}.log").open("ab")
         child = subprocess.Popen(
             list(argv),
@@ -118,6 +126,7 @@ class Group:
             preexec_fn=_ends_with(os.getpid()),
         )
         self.children.append((name, child))
+        self.stop_signals[child.pid] = stop_signal
 
     def check(self) -> None:
         for name, child in self.children:
@@ -136,22 +145,26 @@ class Group:
         raise StartFailed(f"{what} was not ready after {timeout_s:.0f} s")
 
     def stop(self, grace_s: float = 10) -> None:
-        _end([child for _, child in reversed(self.children)], grace_s)
+        """Stop the children one at a time, the last started first.
+
+        A server stopped under a worker or an API mid-request leaves that request waiting
+        for an answer until the grace runs out; stopped first, they finish it at once.
+        """
+        for _, child in reversed(self.children):
+            self._end(child, grace_s)
         self.children.clear()
 
     def stop_child(self, name: str, grace_s: float = 10) -> None:
         """Stop the children started under `name`, leaving the others running."""
-        _end([child for named, child in self.children if named == name], grace_s)
+        for named, child in self.children:
+            if named == name:
+                self._end(child, grace_s)
         self.children = [(named, child) for named, child in self.children if named != name]
 
-
-def _end(children: list[subprocess.Popen[bytes]], grace_s: float) -> None:
-    for child in children:
-        _signal(child, signal.SIGTERM)
-    deadline = time.monotonic() + grace_s
-    for child in children:
+    def _end(self, child: subprocess.Popen[bytes], grace_s: float) -> None:
+        _signal(child, self.stop_signals.pop(child.pid, signal.SIGTERM))
         try:
-            child.wait(max(0.1, deadline - time.monotonic()))
+            child.wait(grace_s)
         except subprocess.TimeoutExpired:
             _signal(child, signal.SIGKILL)
             child.wait()
