@@ -12,7 +12,7 @@ from worker.bench import measure, runner, synthetic
 from worker.bench.measure import ORDER_AUDIENCES, Bench, Row, Site, Split, audience_set
 from worker.bench.report import split_verdict, table
 from worker.cli import main
-from worker.settings import Settings
+from worker.settings import Settings, get_settings
 
 
 def test_the_synthetic_brand_is_shaped_like_the_real_data() -> None:
@@ -144,6 +144,11 @@ def test_the_sizes_are_taken_in_turns_and_the_middle_run_is_kept(
         (["--sizes", "100,000"], "every size must be 1000 to 10000000"),
         (["--sizes", "abc"], "not a list of whole numbers"),
         (["--sizes", "1000,1000"], "each size once"),
+        # int() would take these: an underscore separator, and digits of other scripts.
+        (["--sizes", "1_000_000"], "not a list of whole numbers"),
+        (["--sizes", "\uff12\uff10\uff10\uff10"], "not a list of whole numbers"),
+        (["--tries", "\uff13"], "not a whole number"),
+        (["--partition-size", "1_000"], "not a whole number"),
         (["--workers", "0"], "must be 1 to 8"),
         (["--workers", "1000"], "must be 1 to 8"),
         (["--tries", "x"], "not a whole number"),
@@ -161,6 +166,21 @@ def test_bad_bench_arguments_stop_before_anything_starts(
         main(["bench", *argv])
     assert stopped.value.code == 2
     assert message in capsys.readouterr().err
+
+
+def test_a_wrong_redis_url_is_named_at_once(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Nothing listens on port 1: the bench says so before it starts a worker.
+    monkeypatch.setenv("REDIS_URL", "redis://127.0.0.1:1/0")
+    get_settings.cache_clear()
+    try:
+        assert main(["bench", "--sizes", "1000", "--workers", "1", "--tries", "1"]) == 2
+    finally:
+        get_settings.cache_clear()
+    error = capsys.readouterr().err
+    assert error.startswith("audience-worker bench: ") and "127.0.0.1:1" in error
+    assert "Traceback" not in error
 
 
 def test_an_audience_that_was_not_split_is_not_judged() -> None:
@@ -203,6 +223,13 @@ def test_the_growth_limit_is_shown_as_computed() -> None:
     markdown = table(rows, [], [], "a machine", datetime(2026, 12, 4, tzinfo=UTC), 1)
     assert "at most 4.4 times the time at 10,000: largest 4.2 times" in markdown
     assert "every audience is run once at every size" in markdown
+
+
+def test_a_growth_just_over_the_limit_is_shown_past_the_rounding() -> None:
+    # 2 times the passports: at most 2.2 times the time; 2.24 rounds to 2.2 in tenths.
+    rows = [row(2_000, "broad", 1.0, 1.0), row(4_000, "broad", 2.24, 2.0)]
+    markdown = table(rows, [], [], "a machine", datetime(2026, 12, 4, tzinfo=UTC), 1)
+    assert "largest 2.24 times (broad, whose floor grew 2.0 times), NOT met." in markdown
 
 
 def test_a_ratio_just_over_the_target_is_shown_past_the_rounding() -> None:

@@ -105,8 +105,19 @@ def _growth_target(rows: list[Row], large: int) -> list[str]:
     verdict = "met." if worker <= limit else "NOT met."
     return [
         f"- Time at {large:,} at most {limit:g} times the time at {small:,}: "
-        f"largest {worker:.1f} times ({audience}, whose floor grew {floor:.1f} times), {verdict}"
+        f"largest {_past(worker, limit)} times ({audience}, whose floor grew {floor:.1f} "
+        f"times), {verdict}"
     ]
+
+
+def _past(value: float, limit: float) -> str:
+    """Tenths, or as many more digits as it takes for the figure to fall on its own side of
+    the limit (2.24 against 2.2 shows as 2.24, not 2.2)."""
+    for digits in range(1, 6):
+        text = f"{value:.{digits}f}"
+        if (float(text) <= limit) == (value <= limit):
+            return text
+    return repr(value)
 
 
 def _growth(rows: list[Row], small: int, large: int) -> list[tuple[float, float, str]]:
@@ -239,12 +250,12 @@ def _splits(splits: list[Split]) -> list[str]:
         "| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- |",
     ]
     for s in splits:
-        per_worker = " / ".join(f"{cpu:.1f}" for cpu in s.worker_cpu_s)
+        per_worker = " / ".join(_s(cpu) for cpu in s.worker_cpu_s)
         total = sum(s.worker_cpu_s) or 1.0
         shares = " / ".join(f"{cpu / total:.0%}" for cpu in s.worker_cpu_s)
         lines.append(
             f"| {s.size:,} | {s.audience} | {s.workers} | {s.parts} | {s.seconds:.2f} "
-            f"| {one / s.seconds:.2f} | {s.store_cpu_s:.1f} | {s.redis_cpu_s:.1f} "
+            f"| {one / s.seconds:.2f} | {_s(s.store_cpu_s)} | {_s(s.redis_cpu_s)} "
             f"| {per_worker} | {shares} |"
         )
     return lines

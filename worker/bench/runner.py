@@ -71,13 +71,23 @@ def run(
         for count in range(1, workers + 1) if workers > 1 else ():
             with console.status(f"{largest.size:,} passports: one audience, {count} worker(s)"):
                 splits.append(split(bench, largest, count))
-            console.print(f"{count} worker(s): {splits[-1].seconds:.2f} s")
+            console.print(f"{count} worker(s): {splits[-1].seconds:.2f} s{_unsplit(splits[-1])}")
         with console.status(f"{largest.size:,} passports: other brands' wallets added"):
             compared += _show(shared_orders(largest))
     if out:
-        out.write_text(table(rows, compared, splits, _machine(), datetime.now(UTC), tries))
+        text = table(rows, compared, splits, _machine(), datetime.now(UTC), tries)
+        try:
+            out.write_text(text)
+        except OSError as error:
+            raise OSError(f"cannot write {str(out)!r}: {error.strerror}") from error
         console.print(f"wrote {out}")
     return rows, compared, splits
+
+
+def _unsplit(run: Split) -> str:
+    if run.parts > 1:
+        return ""
+    return " (one part: below PARTITION_SIZE, so more workers have nothing to share)"
 
 
 def _show(found: list[Order]) -> list[Order]:
@@ -129,6 +139,14 @@ def _bench(sizes: list[int], partition_size: int | None, tries: int) -> Iterator
                 yield Bench(sites, asker, store_pid, tries, restart)
             finally:
                 asker.close()
+                _forget_queues(ctx.redis, [site.workers.queue for site in sites.values()])
+
+
+def _forget_queues(redis: Redis, queues: list[str]) -> None:
+    """Remove the bindings Celery's Redis transport keeps for each of the bench's queues,
+    which would otherwise stay in a Redis of the user's own."""
+    names = ("_kombu.binding.{}", "_kombu.binding_permanent.{}", "{}")
+    redis.unlink(*(name.format(queue) for queue in queues for name in names))
 
 
 def _restarter(group: Group, mongo_url: str, ctx: Context) -> Callable[[], int]:
@@ -153,8 +171,10 @@ def _restarter(group: Group, mongo_url: str, ctx: Context) -> Callable[[], int]:
 @contextmanager
 def _connected(mongo_url: str, redis_url: str, sizes: list[int]) -> Iterator[dict[int, Context]]:
     """The bench's own connections, with a database per size; the bench's data goes with them."""
-    client = connect(Settings(mongo_url=mongo_url))
     redis = Redis.from_url(redis_url, decode_responses=True)
+    # A wrong REDIS_URL is named here, not after the workers' two minutes to start.
+    redis.ping()
+    client = connect(Settings(mongo_url=mongo_url))
     contexts = {}
     for size in sizes:
         settings = Settings(

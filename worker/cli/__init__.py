@@ -12,6 +12,7 @@ from typing import Any
 
 from pydantic import ValidationError
 from pymongo.errors import PyMongoError
+from redis.exceptions import RedisError
 
 from worker import instants, logs
 from worker.embedded.processes import StartFailed
@@ -167,7 +168,14 @@ def main(argv: list[str] | None = None) -> int:
         return _dispatch(args)
     except KeyboardInterrupt as stop:
         return _stopped(args.command, stop)
-    except (ConfigurationError, ImportLineError, OSError, PyMongoError, StartFailed) as error:
+    except (
+        ConfigurationError,
+        ImportLineError,
+        OSError,
+        PyMongoError,
+        RedisError,
+        StartFailed,
+    ) as error:
         behind = _stop_behind(error)
         if behind is not None:
             # Cleaning up after a stop may find a server already gone: it is still the stop.
@@ -199,8 +207,8 @@ def _stop_behind(error: BaseException) -> KeyboardInterrupt | None:
 def _sizes(text: str) -> list[int]:
     """Comma-separated passport counts within the bench's range."""
     try:
-        sizes = [int(part) for part in text.split(",")]
-    except ValueError:
+        sizes = [_whole(part) for part in text.split(",")]
+    except argparse.ArgumentTypeError:
         raise argparse.ArgumentTypeError(f"not a list of whole numbers: {text!r}") from None
     # The fixed audiences need a thousand passports; past ten million a run takes hours.
     if not sizes or min(sizes) < MIN_SIZE or max(sizes) > MAX_SIZE:
@@ -213,10 +221,11 @@ def _sizes(text: str) -> list[int]:
 
 
 def _whole(text: str) -> int:
-    try:
-        return int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    # ASCII digits only: int() would also take "1_000" and other scripts' digits.
+    digits = text.strip()
+    if not (digits.lstrip("-").isascii() and digits.lstrip("-").isdigit()):
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}")
+    return int(digits)
 
 
 def _within(low: int, high: int) -> Callable[[str], int]:
