@@ -7,7 +7,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from pymongo.errors import ServerSelectionTimeoutError
 
+from worker import cli
 from worker.bench import measure, runner, synthetic
 from worker.bench.measure import ORDER_AUDIENCES, Bench, Row, Site, Split, audience_set
 from worker.bench.report import split_verdict, table
@@ -149,6 +151,9 @@ def test_the_sizes_are_taken_in_turns_and_the_middle_run_is_kept(
         (["--sizes", "\uff12\uff10\uff10\uff10"], "not a list of whole numbers"),
         (["--tries", "\uff13"], "not a whole number"),
         (["--partition-size", "1_000"], "not a whole number"),
+        (["--sizes", " 2000"], "not a list of whole numbers"),
+        (["--sizes", "2000,\u00a04000"], "not a list of whole numbers"),
+        (["--workers", "2\t"], "not a whole number"),
         (["--workers", "0"], "must be 1 to 8"),
         (["--workers", "1000"], "must be 1 to 8"),
         (["--tries", "x"], "not a whole number"),
@@ -168,19 +173,45 @@ def test_bad_bench_arguments_stop_before_anything_starts(
     assert message in capsys.readouterr().err
 
 
-def test_a_wrong_redis_url_is_named_at_once(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+@pytest.mark.parametrize(
+    ("url", "said"),
+    [
+        # Nothing listens on port 1: the bench says so before it starts a worker.
+        ("redis://127.0.0.1:1/0", "127.0.0.1:1"),
+        # Malformed: named by its setting, and not echoed (it may hold a password).
+        ("notaurl", "REDIS_URL: "),
+        ("redis//:secret@127.0.0.1:6379/0", "must start with redis://, rediss://, unix://"),
+    ],
+)
+def test_a_wrong_redis_url_is_a_one_line_error_at_once(
+    url: str, said: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    # Nothing listens on port 1: the bench says so before it starts a worker.
-    monkeypatch.setenv("REDIS_URL", "redis://127.0.0.1:1/0")
+    monkeypatch.setenv("REDIS_URL", url)
     get_settings.cache_clear()
     try:
         assert main(["bench", "--sizes", "1000", "--workers", "1", "--tries", "1"]) == 2
     finally:
         get_settings.cache_clear()
     error = capsys.readouterr().err
-    assert error.startswith("audience-worker bench: ") and "127.0.0.1:1" in error
-    assert "Traceback" not in error
+    assert error.startswith("audience-worker bench: ") and said in error
+    assert error.count("\n") == 1 and "secret" not in error
+
+
+def test_a_store_out_of_reach_is_named_in_one_short_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def unreachable(args: object) -> int:
+        raise ServerSelectionTimeoutError(
+            "127.0.0.1:1: [Errno 111] Connection refused, Timeout: 10.0s, "
+            "Topology Description: <TopologyDescription servers: [...]>"
+        )
+
+    monkeypatch.setattr(cli, "_dispatch", unreachable)
+    assert main(["status"]) == 2
+    assert capsys.readouterr().err == (
+        "audience-worker status: cannot reach the store: 127.0.0.1:1: [Errno 111] "
+        "Connection refused\n"
+    )
 
 
 def test_an_audience_that_was_not_split_is_not_judged() -> None:

@@ -10,6 +10,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from worker.errors import ConfigurationError
 
+REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
+
 
 class Settings(BaseSettings):
     """Everything the API, the worker and the tools can be told from outside."""
@@ -72,6 +74,15 @@ class Settings(BaseSettings):
     def _worth_splitting(cls, value: int) -> int:
         if 0 < value < 1000:
             raise ValueError("must be 0 (never split) or at least 1000")
+        return value
+
+    @field_validator("redis_url", "broker_url")
+    @classmethod
+    def _redis_scheme(cls, value: str | None) -> str | None:
+        # Checked here so that a mistyped URL is named by its setting, never echoed (it may
+        # hold a password), rather than failing deep inside the first connection.
+        if value is not None and not value.startswith(REDIS_SCHEMES):
+            raise ValueError(f"must start with {', '.join(REDIS_SCHEMES)}")
         return value
 
     @field_validator("api_keys")

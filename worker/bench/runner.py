@@ -175,6 +175,11 @@ def _connected(mongo_url: str, redis_url: str, sizes: list[int]) -> Iterator[dic
     # A wrong REDIS_URL is named here, not after the workers' two minutes to start.
     redis.ping()
     client = connect(Settings(mongo_url=mongo_url))
+    try:
+        client.admin.command("ping")  # likewise a store out of reach, before anything to undo
+    except PyMongoError:
+        client.close()
+        raise
     contexts = {}
     for size in sizes:
         settings = Settings(

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
-from pymongo.errors import PyMongoError
+from pymongo.errors import PyMongoError, ServerSelectionTimeoutError
 from redis.exceptions import RedisError
 
 from worker import instants, logs
@@ -180,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
         if behind is not None:
             # Cleaning up after a stop may find a server already gone: it is still the stop.
             return _stopped(args.command, behind)
-        print(f"audience-worker {args.command}: {error}", file=sys.stderr)
+        print(f"audience-worker {args.command}: {_plain(error)}", file=sys.stderr)
         return 2
     except ValidationError as error:
         # A setting out of range: name it in one line rather than a traceback.
@@ -204,6 +204,14 @@ def _stop_behind(error: BaseException) -> KeyboardInterrupt | None:
     return cause
 
 
+def _plain(error: Exception) -> str:
+    text = str(error)
+    if isinstance(error, ServerSelectionTimeoutError):
+        # pymongo appends its whole view of the servers; the reason comes first.
+        return "cannot reach the store: " + text.split(", Timeout:")[0]
+    return text
+
+
 def _sizes(text: str) -> list[int]:
     """Comma-separated passport counts within the bench's range."""
     try:
@@ -221,11 +229,11 @@ def _sizes(text: str) -> list[int]:
 
 
 def _whole(text: str) -> int:
-    # ASCII digits only: int() would also take "1_000" and other scripts' digits.
-    digits = text.strip()
-    if not (digits.lstrip("-").isascii() and digits.lstrip("-").isdigit()):
+    # ASCII digits only: int() would also take "1_000", blanks around, other scripts' digits.
+    digits = text.removeprefix("-")
+    if not (digits.isascii() and digits.isdigit()):
         raise argparse.ArgumentTypeError(f"not a whole number: {text!r}")
-    return int(digits)
+    return int(text)
 
 
 def _within(low: int, high: int) -> Callable[[str], int]:
