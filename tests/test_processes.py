@@ -9,14 +9,19 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
+import redis
+from pymongo import MongoClient
 from pymongo.errors import AutoReconnect
 
 from worker import cli
 from worker.embedded import demo
+from worker.embedded.audiences import DEMO_AUDIENCES
 from worker.embedded.processes import OWNER_FILE, Group, StartFailed, Stopped, fresh_workdir
+from worker.settings import get_settings
 
 # A child that forks a grandchild, records its pid, and both sleep.
 SPAWNER = """
@@ -229,3 +234,41 @@ def test_a_demo_stopped_by_kill_exits_143_and_leaves_no_folder(
     assert cli.main(["demo", "--exit"]) == 143
     assert capsys.readouterr().err.strip() == "audience-worker demo: stopped"
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.e2e
+def test_the_demo_uses_the_servers_it_is_given_and_keeps_to_its_own_names(
+    mongo_url: str,
+    redis_url: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """With MONGO_URL and REDIS_URL set, the demo starts neither server; it starts from an
+    empty database of its own and leaves a deployment's keys alone."""
+    cache = redis.Redis.from_url(redis_url, decode_responses=True)
+    client: MongoClient[dict[str, Any]] = MongoClient(mongo_url)
+    cache.set("audience:{kept}:meta", "a deployment's")
+    client[demo.DEMO].audiences.insert_one({"name": "left by an earlier demo"})
+
+    def not_started(group: Group, *args: object) -> str:
+        raise AssertionError("the demo started a server of its own")
+
+    for name in ("start_store", "start_cache"):
+        monkeypatch.setattr(demo, name, not_started)
+    monkeypatch.setenv("MONGO_URL", mongo_url)
+    monkeypatch.setenv("REDIS_URL", redis_url)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    monkeypatch.setattr(demo, "interrupt_on_signals", lambda: None)  # not in the test process
+    get_settings.cache_clear()
+    try:
+        assert cli.main(["demo", "--exit"]) == 0, capsys.readouterr()
+        names = sorted(doc["name"] for doc in client[demo.DEMO].audiences.find())
+        assert names == sorted(str(body["name"]) for _, body in DEMO_AUDIENCES)
+        assert cache.get("audience:{kept}:meta") == "a deployment's"
+        assert any(cache.scan_iter(f"{demo.DEMO}:*"))
+    finally:
+        get_settings.cache_clear()
+        client.drop_database(demo.DEMO)
+        client.close()
+        cache.delete("audience:{kept}:meta", *cache.scan_iter(f"{demo.DEMO}:*"))

@@ -48,7 +48,7 @@ class Settings(BaseSettings):
     # Wallets first finds passports by their owner's address as stored: it needs the passport
     # store's owners in lower case (as the importer writes them), hence opt-in.
     owner_first: Literal["auto", "wallets", "passports"] = "passports"
-    # "auto" reads the wallets first when fewer than (passports to scan) / this ratio match.
+    # "auto" reads the wallets first when at most (passports to scan) / this ratio match.
     owner_first_ratio: int = Field(default=2, ge=1)
     lease_s: int = Field(default=600, ge=10)
     refresh_every_s: int = Field(default=60, ge=1)

@@ -26,11 +26,14 @@ from worker.embedded.processes import (
     interrupt_on_signals,
 )
 from worker.embedded.servers import start_cache, start_store
-from worker.settings import Settings
+from worker.settings import Settings, get_settings
+from worker.store.mongo import connect
 
 # Piped output gets room for the whole table rather than the 80 columns of a dumb terminal.
 console = Console(width=None if sys.stdout.isatty() else 160)
 FINAL_STATES = ("ready", "failed")
+# The demo's database, key prefix and queue.
+DEMO = "audience_demo"
 
 
 def run(data_dir: Path, as_of: str | None, keep_running: bool, timeout_s: float = 300) -> int:
@@ -54,21 +57,30 @@ def run(data_dir: Path, as_of: str | None, keep_running: bool, timeout_s: float 
 
 
 def _start(group: Group, data_dir: Path) -> tuple[str, dict[str, str]]:
+    configured = get_settings()
     with console.status("starting the store and Redis"):
-        mongo_url, redis_url = start_store(group), start_cache(group)
+        mongo_url = configured.mongo_url or start_store(group)
+        redis_url = configured.redis_url or start_cache(group)
+    if configured.mongo_url:
+        _drop_last_demo(mongo_url)
     brands = sorted({brand for brand, _ in DEMO_AUDIENCES})
     keys = {brand: secrets.token_urlsafe(18) for brand in brands}
+    # On servers of the user's own, the demo keeps to a database, a key prefix and a queue
+    # of its own, so that it neither touches a deployment's data nor takes its tasks.
     env = {
         "MONGO_URL": mongo_url,
-        "MONGO_DB": "audience_demo",
+        "MONGO_DB": DEMO,
         "REDIS_URL": redis_url,
+        "BROKER_URL": configured.broker_url or redis_url,
+        "KEY_PREFIX": DEMO,
+        "QUEUE": DEMO,
         "API_KEYS": ",".join(f"{key}:{brand}" for brand, key in keys.items()),
     }
-    import_with_progress(Settings(mongo_url=mongo_url, mongo_db="audience_demo"), data_dir)
+    import_with_progress(Settings(mongo_url=mongo_url, mongo_db=DEMO), data_dir)
     port = free_port()
     python = sys.executable
     celery = [python, "-m", "celery", "-A", "worker.celery_app"]
-    worker = [*celery, "worker", "-Q", "audiences", "-c", "2", "-l", "INFO"]
+    worker = [*celery, "worker", "-Q", DEMO, "-c", "2", "-l", "INFO"]
     # Cold shutdown: the demo's data goes with it, so the runs in hand are of no use.
     group.start("worker", worker, env, signal.SIGQUIT)
     group.start("beat", [*celery, "beat", "-s", str(group.workdir / "beat-schedule")], env)
@@ -84,6 +96,16 @@ def _api_answers(api_url: str) -> bool:
         return httpx.get(f"{api_url}/audience/list", timeout=1).status_code == 401
     except httpx.HTTPError:
         return False
+
+
+def _drop_last_demo(mongo_url: str) -> None:
+    """Start from an empty demo database, so that a store of the user's own does not pile up
+    the audiences of every earlier demo."""
+    client = connect(Settings(mongo_url=mongo_url))
+    try:
+        client.drop_database(DEMO)
+    finally:
+        client.close()
 
 
 def _create_and_wait(

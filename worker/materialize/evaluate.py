@@ -33,7 +33,7 @@ class ScanLimits:
     in_chunk_size: int
     # "auto", "wallets" or "passports": which collection a rule with an owner rule reads first.
     owner_first: str = "passports"
-    # "auto" reads the wallets first when they are fewer than the passports over this.
+    # "auto" reads the wallets first when at most the passports over this match.
     owner_first_ratio: int = 2
 
 
