@@ -250,6 +250,7 @@ def test_the_demo_uses_the_servers_it_is_given_and_keeps_to_its_own_names(
     client: MongoClient[dict[str, Any]] = MongoClient(mongo_url)
     cache.set("audience:{kept}:meta", "a deployment's")
     client[demo.DEMO].audiences.insert_one({"name": "left by an earlier demo"})
+    cache.set(f"{demo.DEMO}:{{earlier}}:meta", "left by an earlier demo")
 
     def not_started(group: Group, *args: object) -> str:
         raise AssertionError("the demo started a server of its own")
@@ -267,8 +268,10 @@ def test_the_demo_uses_the_servers_it_is_given_and_keeps_to_its_own_names(
         assert names == sorted(str(body["name"]) for _, body in DEMO_AUDIENCES)
         assert cache.get("audience:{kept}:meta") == "a deployment's"
         assert any(cache.scan_iter(f"{demo.DEMO}:*"))
+        assert cache.get(f"{demo.DEMO}:{{earlier}}:meta") is None
     finally:
         get_settings.cache_clear()
         client.drop_database(demo.DEMO)
         client.close()
-        cache.delete("audience:{kept}:meta", *cache.scan_iter(f"{demo.DEMO}:*"))
+        bindings = [f"_kombu.binding{kind}.{demo.DEMO}" for kind in ("", "_permanent")]
+        cache.delete("audience:{kept}:meta", *bindings, *cache.scan_iter(f"{demo.DEMO}:*"))

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from redis import Redis
 from rich.console import Console
 from rich.table import Table
 
@@ -63,6 +64,8 @@ def _start(group: Group, data_dir: Path) -> tuple[str, dict[str, str]]:
         redis_url = configured.redis_url or start_cache(group)
     if configured.mongo_url:
         _drop_last_demo(mongo_url)
+    if configured.redis_url:
+        _forget_last_demo(redis_url)
     brands = sorted({brand for brand, _ in DEMO_AUDIENCES})
     keys = {brand: secrets.token_urlsafe(18) for brand in brands}
     # On servers of the user's own, the demo keeps to a database, a key prefix and a queue
@@ -106,6 +109,18 @@ def _drop_last_demo(mongo_url: str) -> None:
         client.drop_database(DEMO)
     finally:
         client.close()
+
+
+def _forget_last_demo(redis_url: str) -> None:
+    """Remove an earlier demo's keys (results, figures, counters), whose audiences went with
+    its database."""
+    cache = Redis.from_url(redis_url)
+    try:
+        stale = list(cache.scan_iter(f"{DEMO}:*", count=1000))
+        for start in range(0, len(stale), 1000):
+            cache.unlink(*stale[start : start + 1000])
+    finally:
+        cache.close()
 
 
 def _create_and_wait(
